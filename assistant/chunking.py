@@ -1,0 +1,110 @@
+"""Passages: sentence-aligned chunks of one paragraph each, plus one passage per reference.
+
+An essay passage is a run of whole sentences from one paragraph, packed greedily up to
+``chunk_tokens`` word pieces of the embedding model (never past its 256-piece input limit).
+A reference passage is one bibliography entry. Ids are derived from position, so the same
+corpus and parameters always give the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.corpus import REFERENCES, Corpus, Span, footnotes_in
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable unit of the corpus.
+
+    Attributes:
+        id: ``essay-PP-C`` (paragraph PP, chunk C) or ``ref-NN``.
+        kind: ``"essay"`` or ``"reference"``.
+        section: Section heading (``"References"`` for reference passages).
+        paragraph: 1-based body paragraph number (the reference number for references).
+        start, end: Character offsets into the corpus text; ``text == corpus.text[start:end]``.
+        text: The passage text, verbatim.
+        refs: Reference numbers it cites (its own number for a reference passage).
+        sentences: Sentence spans inside it (absolute corpus offsets).
+
+    """
+
+    id: str
+    kind: str
+    section: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    refs: tuple[int, ...]
+    sentences: tuple[Span, ...]
+
+    def metadata(self) -> dict[str, str | int]:
+        """Flat metadata for the vector store (lists joined as ``"3,4"``)."""
+        return {
+            "kind": self.kind,
+            "section": self.section,
+            "paragraph": self.paragraph,
+            "start": self.start,
+            "end": self.end,
+            "refs": ",".join(map(str, self.refs)),
+        }
+
+
+def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_tokens: int) -> list[Passage]:
+    """Split ``corpus`` into passages of at most ``chunk_tokens`` word pieces each.
+
+    Args:
+        corpus: The parsed essay.
+        count_tokens: Word pieces of a text as the embedding model sees it ([CLS]/[SEP] included).
+        chunk_tokens: Budget per essay passage, 16..256. A single sentence longer than the budget
+            becomes its own passage; one longer than 256 pieces raises.
+
+    Raises:
+        ValueError: If a sentence alone exceeds 256 word pieces.
+
+    """
+    text = corpus.text
+    passages: list[Passage] = []
+    for paragraph in corpus.paragraphs:
+        groups: list[list[Span]] = [[]]
+        for sentence in paragraph.sentences:
+            candidate = groups[-1] + [sentence]
+            if groups[-1] and count_tokens(text[candidate[0].start : sentence.end]) > chunk_tokens:
+                groups.append([sentence])
+            else:
+                groups[-1] = candidate
+        for chunk_no, group in enumerate(groups, start=1):
+            start, end = group[0].start, group[-1].end
+            body = text[start:end]
+            if count_tokens(body) > 256:
+                raise ValueError(f"a sentence of paragraph {paragraph.number} exceeds 256 word pieces")
+            passages.append(
+                Passage(
+                    id=f"essay-{paragraph.number:02d}-{chunk_no}",
+                    kind="essay",
+                    section=paragraph.section,
+                    paragraph=paragraph.number,
+                    start=start,
+                    end=end,
+                    text=body,
+                    refs=tuple(footnotes_in(body)),
+                    sentences=tuple(group),
+                )
+            )
+    for number, ref in sorted(corpus.references.items()):
+        passages.append(
+            Passage(
+                id=f"ref-{number:02d}",
+                kind="reference",
+                section=REFERENCES,
+                paragraph=number,
+                start=ref.start,
+                end=ref.end,
+                text=ref.text,
+                refs=(number,),
+                sentences=(Span(ref.start, ref.end),),
+            )
+        )
+    return passages

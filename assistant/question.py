@@ -1,0 +1,123 @@
+"""Questions: validation and a profile of what kind of answer each one wants."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from assistant.errors import InvalidQuestionError
+from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
+
+_REFERENCE = re.compile(
+    r"\b(sources?|cites?|cited|citations?|references?|bibliograph\w*|articles?|reports?|"
+    r"press (?:conference|release)s?|publish\w*|outlet|url|link)\b",
+    re.IGNORECASE,
+)
+_TYPES = [  # first match wins
+    (
+        "author",
+        re.compile(
+            r"\b(who (wrote|authored|is the author)|author of (the|this) (essay|article|piece)|written by)\b", re.I
+        ),
+    ),
+    ("summary", re.compile(r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short)\b", re.I)),
+    ("compare", re.compile(r"\b(compare|comparison|contrast|differ\w*|versus|vs\.?|similar\w*)\b", re.I)),
+    ("why", re.compile(r"\b(why|reasons?|because|what (made|caused|led))\b", re.I)),
+    (
+        "date",
+        re.compile(r"\b(when|what (date|year|month|day)|which (date|year|month)|in what year|how long ago)\b", re.I),
+    ),
+    ("number", re.compile(r"\b(how (many|much)|what (number|percentage|share)|how long)\b", re.I)),
+    (
+        "who",
+        re.compile(r"\b(who|whom|whose|which (official|minister|person|leader|people|company|companies)s?)\b", re.I),
+    ),
+]
+
+
+_NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Za-z]+|\d[\w-]*)")
+_SENTENCE_START = re.compile(r"(?:^|[.?!:]\s*[\"“]?)\s*$")
+
+
+@dataclass(frozen=True)
+class QuestionProfile:
+    """What a question asks for.
+
+    Attributes:
+        text: The question, whitespace-normalised.
+        kind: ``author``, ``summary``, ``compare``, ``why``, ``date``, ``number``, ``who`` or ``fact``.
+        wants_reference: It asks about the essay's sources (routes to bibliography passages).
+        terms: Stemmed content terms.
+        names: Capitalised words and numbers in it (not the first word), as written.
+
+    """
+
+    text: str
+    kind: str
+    wants_reference: bool
+    terms: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def validate(question: object, max_chars: int) -> str:
+    """Return ``question`` with whitespace normalised, or raise.
+
+    Raises:
+        InvalidQuestionError: If it is not a string, is empty or whitespace only, is longer
+            than ``max_chars`` characters, or contains control characters (other than tab
+            and newline).
+
+    """
+    if not isinstance(question, str):
+        raise InvalidQuestionError(f"the question must be text, not {type(question).__name__}")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in question):
+        raise InvalidQuestionError("the question contains control characters; remove them and ask again")
+    text = " ".join(question.split())
+    if not text:
+        raise InvalidQuestionError("the question is empty; ask something about the essay")
+    if len(text) > max_chars:
+        raise InvalidQuestionError(
+            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
+        )
+    return text
+
+
+def profile(text: str) -> QuestionProfile:
+    """Classify a validated question and extract its terms."""
+    kind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
+    # Capitalised words that do not open a sentence, and numbers: the question's named things.
+    names = tuple(
+        m.group(0)
+        for m in _NAME_LIKE.finditer(text)
+        if m.start() > 0 and not _SENTENCE_START.search(text[: m.start()]) and m.group(0).lower() not in STOPWORDS
+    )
+    form = {stem(w) for w in QUESTION_FORM}
+    return QuestionProfile(
+        text=text,
+        kind=kind,
+        wants_reference=bool(_REFERENCE.search(text)),
+        terms=tuple(t for t in dict.fromkeys(terms(text)) if t not in form),
+        names=names,
+    )
+
+
+_ANAPHORA = re.compile(r"\b(that|this|these|those|it|its|they|them|their|he|she|his|her|there|then|the same)\b", re.I)
+
+
+def rewrite_followup(text: str, history: list[str] | tuple[str, ...]) -> str:
+    """Make a follow-up question standalone, deterministically (no LLM).
+
+    A question with fewer than three content terms, or one that points back ("that", "it",
+    "they"…) with fewer than five, gets the previous question's content words appended:
+    "When did Japan do that?" after "Why was Huawei banned?" becomes
+    "When did Japan do that? (Huawei banned)". Otherwise ``text`` is returned unchanged.
+    """
+    if not history:
+        return text
+    own = terms(text)
+    if len(own) >= 5 or (len(own) >= 3 and not _ANAPHORA.search(text)):
+        return text
+    previous = [w for w in words(history[-1]) if w.lower() not in STOPWORDS]
+    carried = [w for w in dict.fromkeys(previous) if w.lower() not in text.lower()]
+    return f"{text} ({' '.join(carried)})" if carried else text

@@ -1,0 +1,111 @@
+"""Hybrid retrieval: dense + BM25 + best-sentence similarity, merged by reciprocal-rank fusion.
+
+Dense search runs in Chroma (cosine space); BM25 (rank-bm25, Okapi) and the best-sentence
+ranking run in memory.
+
+Questions about the essay's sources are routed to the bibliography: the reference passages
+cited by the best essay passages, and the best-matching reference entries, join the ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from assistant.chunking import Passage
+from assistant.config import Settings
+from assistant.question import QuestionProfile
+from assistant.text import terms
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from assistant.index import LoadedIndex
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """One ranked passage.
+
+    Attributes:
+        passage: The passage.
+        score: Reciprocal-rank-fusion score (higher is better; at most ``3 / (rrf_k + 1)``
+            from the three rankings, plus routing).
+        dense: Cosine similarity of passage and question embeddings, -1..1 (``None`` if the
+            dense retriever did not rank it among its candidates).
+        bm25: BM25 (Okapi) score, >= 0 (``None`` if BM25 did not rank it).
+
+    """
+
+    passage: Passage
+    score: float
+    dense: float | None
+    bm25: float | None
+
+
+class HybridRetriever:
+    """Ranks passages of a :class:`~assistant.index.LoadedIndex` for a question."""
+
+    def __init__(self, index: LoadedIndex, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        self._ids = list(index.passages)
+
+    @cached_property
+    def _bm25(self):
+        from rank_bm25 import BM25Okapi
+
+        return BM25Okapi([terms(p.text) or ["_"] for p in self.index.passages.values()])
+
+    def _dense(self, query_vector: np.ndarray, k: int) -> dict[str, float]:
+        hits = self.index.store.similarity_search_by_vector_with_relevance_scores(query_vector.tolist(), k=k)
+        # Chroma's cosine space returns distance = 1 - cosine similarity.
+        return {doc.id: 1.0 - distance for doc, distance in hits}
+
+    def _sentence_dense(self, query_vector: np.ndarray, k: int) -> dict[str, float]:
+        """Passages ranked by their best sentence's cosine similarity to the question."""
+        similarities = self.index.sentence_vectors @ query_vector
+        best: dict[str, float] = {}
+        for pid, similarity in zip(self.index.sentence_ids, similarities.tolist(), strict=False):
+            best[pid] = max(best.get(pid, -1.0), similarity)
+        return dict(sorted(best.items(), key=lambda kv: -kv[1])[:k])
+
+    def _lexical(self, question: QuestionProfile, k: int) -> dict[str, float]:
+        scores = self._bm25.get_scores(list(question.terms) or ["_"])
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+        return {self._ids[i]: float(scores[i]) for i in best if scores[i] > 0}
+
+    def retrieve(
+        self, question: QuestionProfile, query_vector: np.ndarray, k: int | None = None
+    ) -> list[RetrievedPassage]:
+        """Return up to ``k`` passages (default ``settings.candidate_k``), best first."""
+        k = k or self.settings.candidate_k
+        rrf = self.settings.rrf_k
+        dense = self._dense(query_vector, self.settings.candidate_k)
+        lexical = self._lexical(question, self.settings.candidate_k)
+        sentence = self._sentence_dense(query_vector, self.settings.candidate_k)
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical, sentence):
+            for rank, pid in enumerate(sorted(ranking, key=lambda p: -ranking[p])):
+                fused[pid] = fused.get(pid, 0.0) + 1.0 / (rrf + rank + 1)
+        if question.wants_reference:
+            self._route_to_references(fused, dense, lexical)
+        ranked = sorted(fused, key=lambda p: -fused[p])[:k]
+        return [
+            RetrievedPassage(self.index.passages[pid], fused[pid], dense.get(pid), lexical.get(pid)) for pid in ranked
+        ]
+
+    def _route_to_references(self, fused: dict[str, float], dense: dict[str, float], lexical: dict[str, float]) -> None:
+        """Lift reference entries: those cited by the top essay passages, and those matching best."""
+        top = 1.0 / (self.settings.rrf_k + 1)
+        essay = [p for p in sorted(fused, key=lambda p: -fused[p]) if self.index.passages[p].kind == "essay"][:3]
+        for rank, pid in enumerate(essay):
+            for number in self.index.passages[pid].refs:
+                ref_id = f"ref-{number:02d}"
+                if ref_id in self.index.passages:
+                    fused[ref_id] = fused.get(ref_id, 0.0) + top / (rank + 2)
+        for ranking in (dense, lexical):
+            refs = [p for p in sorted(ranking, key=lambda p: -ranking[p]) if self.index.passages[p].kind == "reference"]
+            for rank, pid in enumerate(refs[:3]):
+                fused[pid] = fused.get(pid, 0.0) + top / (rank + 1)

@@ -1,0 +1,63 @@
+"""Lexical helpers shared by BM25 retrieval and sentence selection: terms, stems, stopwords."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[’'][a-z]+)?")
+_FOOTNOTE_MARKER = re.compile(r"\s*\(\d{1,2}\)")
+
+# English function words plus words every question about this essay shares.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself just
+    me more most my no nor not now of off on once only or other our out over own same she should
+    so some such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who whom whose why will with would you
+    your according essay author article say says said tell describe explain mention mentions
+    mentioned did does do was were what which many much kind way ways""".split()
+)
+
+
+# Question words that say what form the answer takes, not what it is about.
+QUESTION_FORM = frozenset(
+    """differ difference differences different compare compared comparison contrast contrasts reason reasons
+    main argument arguments point thesis summary summarise summarize overall similar similarly term
+    happened happen roughly approximately""".split()
+)
+# Nationality adjectives meet their country's name ("Japanese" ~ "Japan").
+_DEMONYMS = {"japanese": "japan", "chinese": "china", "american": "america", "dutch": "netherlands"}
+
+
+def stem(word: str) -> str:
+    """A light stem: lower case, possessive and plural ``s`` dropped, cut to 7 letters.
+
+    Crude on purpose: it only has to make "restrictions"/"restricted" and
+    "semiconductors"/"semiconductor" meet, for term overlap, never to be shown.
+    """
+    word = word.lower().replace("’", "'")
+    word = word.removesuffix("'s")
+    word = _DEMONYMS.get(word, word)
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:7]
+
+
+def words(text: str) -> list[str]:
+    """The word tokens of ``text`` (letters and digits), case kept."""
+    return _WORD.findall(text)
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms of ``text`` (stopwords removed), in order, repeats kept."""
+    return [
+        stem(w) for w in words(text) if len(w) > 1 and w.lower().replace("’", "'").removesuffix("'s") not in STOPWORDS
+    ]
+
+
+def strip_footnotes(text: str) -> str:
+    """``text`` without footnote markers such as ``(9)``."""
+    return _FOOTNOTE_MARKER.sub("", text)
