@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 Q ?= When did Japan ban Huawei equipment from its ministries?
 
-.PHONY: ask index test lint clean
+.PHONY: ask index test lint eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+eval: $(STAMP)
+	$(BIN)/essay-assistant eval tests/data/dev.jsonl --out docs
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/PREVIOUS index/builds index/.lock

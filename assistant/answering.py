@@ -1,26 +1,23 @@
 """The extractive answerer: the essay's own sentences, each cited, or a plain refusal.
 
-Every sentence of the retrieved passages is scored against the question by four features:
-embedding similarity (the local embedder), IDF-weighted coverage of the question's terms,
-a match with the kind of answer wanted (a date, a number, a name, a source, the thesis) and
-its passage's retrieval rank. The best sentence is taken; others join it only when they
-cover question terms it misses or continue it ("This action…"). If even the best sentence
-scores below ``Settings.refusal_threshold``, the answer says the essay does not say.
+Sentences come scored by :mod:`assistant.reranking`. The best one is taken, with the sentences
+the question's form calls for (the explanation of a "why", the thesis of a summary, the
+references behind a source question); others join only when they cover question terms it
+misses or continue it ("This action…"). If the best evidence scores below
+``Settings.refusal_threshold``, the answer says the essay does not say and cites nothing.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from assistant.chunking import Passage
 from assistant.config import REPO_ROOT, Settings
-from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span, footnotes_in
+from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
+from assistant.reranking import _CONTRAST, ScoredSentence, SentenceReranker
 from assistant.retrieval import RetrievedPassage
 from assistant.text import stem, strip_footnotes, terms
 
@@ -34,23 +31,23 @@ REFUSAL_NOTE = (
     " I answer only from the essay “Bonding Over Bans” (Ian Wong) and its references; "
     "try asking about U.S. and Japanese technology controls, China, or the essay’s recommendations."
 )
-# Feature weights of the sentence score (0..1), set by hand on the dev set's answerable questions.
-WEIGHTS = {"dense": 0.5, "coverage": 0.3, "kind": 0.12, "rank": 0.08}
-CANDIDATE_PASSAGES = 8  # sentences are drawn from this many top passages…
-CANDIDATE_SENTENCES = 10  # …and from the sentences most similar to the question anywhere
 ANSWER_CHARS = 600  # stop adding sentences past this many characters (hard cap in the issue: 900)
+# Answerability kept per question name / asked-for term / other content term the essay never
+# uses; these separate the dev set's unanswerable questions from its answerable ones (docs/eval.md).
+UNKNOWN_NAME_FACTOR = 0.75
+UNKNOWN_FOCUS_FACTOR = 0.6
+UNKNOWN_TERM_FACTOR = 0.9
+BRIDGE_CHARS = 40  # a continuation this short is a bridge to the sentence after it
+CONTINUE_BELOW_CHARS = 200  # a continuation that adds no question term joins only a best sentence this short
 
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
-_NUMBER = re.compile(
-    r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b", re.I
-)
-_NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
 # A sentence that points back at the one before it ("This action…", "Crucially, this policy…").
 _CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
 # A sentence that only makes sense after the one before it ("Instead, …", "Yet …").
 _CONNECTIVE = re.compile(r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed)\b")
+_CAUSAL = re.compile(r"\b(because|since|due to|reasons?|in order to|so that|as a result|driven by)\b", re.I)
+_TITLE = re.compile(r"\b(title|called|named)\b", re.I)
+# A paragraph's closing sentence that interprets what came before ("These … positions represent …").
+_SUMMARY = re.compile(r"^(These|This|Such|Taken together|In short|In sum|In this way|Ultimately)\b")
 # A sentence that draws a consequence from the one before it ("As such, …", "Therefore, …").
 _CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
 
@@ -93,6 +90,24 @@ class Citation:
         }
 
 
+@dataclass(frozen=True)
+class Draft:
+    """An answer before timing and passages are attached.
+
+    Attributes:
+        text: Answer text with ``[n]`` markers (or the refusal).
+        citations: Citations in marker order; empty for a refusal.
+        answerability: 0..1; compared with ``Settings.refusal_threshold``.
+        sentences: The cited sentences, in marker order.
+
+    """
+
+    text: str
+    citations: list[Citation]
+    answerability: float
+    sentences: list[ScoredSentence]
+
+
 @dataclass
 class Answer:
     """A cited answer (or a refusal) with the evidence it came from.
@@ -120,6 +135,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     id: str | None = None
     standalone_question: str = ""
+    answerability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form documented in the README (``id`` only when set)."""
@@ -145,17 +161,6 @@ class Answer:
         return data
 
 
-@dataclass(frozen=True)
-class ScoredSentence:
-    """A candidate sentence and its score (0..1, higher is better)."""
-
-    row: int
-    passage: Passage
-    span: Span
-    score: float
-    terms: frozenset[str]
-
-
 class ExtractiveAnswerer:
     """Composes answers from corpus sentences. Thread-safe: it holds no per-question state."""
 
@@ -163,107 +168,13 @@ class ExtractiveAnswerer:
         self.index = index
         self.corpus = corpus
         self.settings = settings
-        rows = zip(index.sentence_ids, index.sentence_spans, strict=True)
-        self._row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
-
-    @cached_property
-    def _sentence_terms(self) -> list[frozenset[str]]:
-        return [frozenset(terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
-
-    @cached_property
-    def _idf(self) -> dict[str, float]:
-        df = Counter(t for ts in self._sentence_terms for t in ts)
-        n = len(self._sentence_terms)
-        return {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
-
-    @cached_property
-    def _thesis_paragraphs(self) -> tuple[int, int]:
-        """(the introduction's last paragraph, the conclusion: the last paragraph citing a source)."""
-        paragraphs = self.corpus.paragraphs
-        intro = [p.number for p in paragraphs if p.section == INTRODUCTION] or [1]
-        cited = [p.number for p in paragraphs if p.footnotes] or intro
-        return intro[-1], cited[-1]
-
-    @cached_property
-    def _author_section(self) -> str | None:
-        """The section about the author, if the essay has one."""
-        return next((s for s in self.corpus.sections if "author" in s.lower()), None)
+        self.reranker = SentenceReranker(index, corpus, settings)
 
     @cached_property
     def source(self) -> str:
         """The corpus path as shown in citations (relative to the repo when inside it)."""
         path = self.corpus.path.resolve()
         return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-    def _weight(self, term: str) -> float:
-        return self._idf.get(term, math.log(len(self._sentence_terms) + 1))
-
-    def coverage(self, wanted: set[str] | tuple[str, ...], have: frozenset[str]) -> float:
-        """IDF-weighted share (0..1) of the ``wanted`` terms found in ``have``."""
-        total = sum(self._weight(t) for t in wanted)
-        return sum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
-
-    def _kind_match(self, question: QuestionProfile, passage: Passage, text: str) -> float:
-        if question.wants_reference:
-            return 1.0 if passage.kind == "reference" else 0.0
-        if passage.kind == "reference":
-            return 0.0
-        match question.kind:
-            case "date":
-                return 1.0 if _YEAR_OR_DATE.search(text) else 0.0
-            case "number":
-                return 1.0 if _NUMBER.search(text) else 0.0
-            case "who":
-                return 1.0 if _NAME.search(text) else 0.0
-            case "summary":
-                return 1.0 if passage.paragraph in self._thesis_paragraphs else 0.0
-            case "author":
-                return 1.0 if passage.section in (FRONT_MATTER, self._author_section) else 0.0
-        return 0.5
-
-    def _structural_passages(self, question: QuestionProfile) -> list[Passage]:
-        """Passages a question's form points to, wherever retrieval ranked them.
-
-        The thesis paragraphs for summary questions; the title/byline and the author section
-        for author questions.
-        """
-        if question.kind not in ("summary", "author") or question.wants_reference:
-            return []
-        return [
-            p for p in self.index.passages.values() if p.kind == "essay" and self._kind_match(question, p, "") == 1.0
-        ]
-
-    def score_sentences(
-        self, question: QuestionProfile, query_vector: np.ndarray, retrieved: list[RetrievedPassage]
-    ) -> list[ScoredSentence]:
-        """Score the sentences of the top retrieved passages and the most similar sentences; best first."""
-        import numpy as np
-
-        passages = [r.passage for r in retrieved[:CANDIDATE_PASSAGES]]
-        passages += self._structural_passages(question)
-        rows = [(rank, self._row_of[(p.id, s.start)]) for rank, p in enumerate(passages) for s in p.sentences]
-        similarities = self.index.sentence_vectors @ query_vector
-        rows += [(len(passages), int(i)) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
-        seen, scored = set(), []
-        q_terms = set(question.terms)
-        for rank, row in rows:
-            if row in seen:
-                continue
-            seen.add(row)
-            passage = self.index.passages[self.index.sentence_ids[row]]
-            span = self.index.sentence_spans[row]
-            text = self.corpus.text[span.start : span.end]
-            features = {
-                "dense": max(0.0, float(similarities[row])),
-                "coverage": self.coverage(q_terms, self._sentence_terms[row]),
-                "kind": self._kind_match(question, passage, text),
-                "rank": 1.0 / (1 + rank),
-            }
-            score = sum(WEIGHTS[k] * v for k, v in features.items())
-            if any(artifact in text for artifact in self.corpus.missing_artifacts):
-                score *= 0.8  # it describes something ("Table 1 shows…") the text does not contain
-            scored.append(ScoredSentence(row, passage, span, score, self._sentence_terms[row]))
-        return sorted(scored, key=lambda s: -s.score)
 
     def _neighbour(self, sentence: ScoredSentence, step: int, *, same_paragraph: bool = True) -> ScoredSentence | None:
         """The essay sentence ``step`` places after (or before) ``sentence``.
@@ -278,7 +189,8 @@ class ExtractiveAnswerer:
             return None
         if same_paragraph and passage.paragraph != sentence.passage.paragraph:
             return None
-        return ScoredSentence(row, passage, self.index.sentence_spans[row], 0.0, self._sentence_terms[row])
+        span, terms_ = self.index.sentence_spans[row], self.reranker.sentence_terms[row]
+        return ScoredSentence(row, passage, span, sentence.score, terms_)  # ranks with its anchor
 
     def _text(self, sentence: ScoredSentence) -> str:
         return self.corpus.text[sentence.span.start : sentence.span.end]
@@ -289,7 +201,7 @@ class ExtractiveAnswerer:
         The thesis is the introduction's closing sentence, with the one before it when it
         opens with a connective such as "Instead,".
         """
-        intro, conclusion = self._thesis_paragraphs
+        intro, conclusion = self.reranker.thesis_paragraphs
 
         def in_paragraph(number: int) -> list[ScoredSentence]:
             found = (s for s in scored if s.passage.kind == "essay" and s.passage.paragraph == number)
@@ -300,14 +212,43 @@ class ExtractiveAnswerer:
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
+    def _explanation(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
+        """Sentences that explain ``best`` for a "why" question.
+
+        If ``best`` draws a consequence ("As such, …"): the sentence before it. If it restates
+        the question (covers half its terms) without giving a cause ("because", "reason"): the
+        sentence after it (two when ``best`` is short).
+        If ``best`` opens its paragraph and the paragraph closes by interpreting itself
+        ("These … represent …"): that closing sentence.
+        """
+        text = self._text(best)
+        if _CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
+            return [before]
+        found = []
+        if self.reranker.coverage(question.terms, best.terms) >= 0.5 and not _CAUSAL.search(text):
+            after = self._neighbour(best, 1)
+            while after and len(found) < 2:
+                found.append(after)
+                after = self._neighbour(after, 1) if len(text) < 100 else None
+        if self._neighbour(best, -1) is None:
+            last = best
+            while (following := self._neighbour(last, 1)) is not None:
+                last = following
+            if last.row != best.row and last.row not in {f.row for f in found} and _SUMMARY.match(self._text(last)):
+                found.append(last)
+        return found
+
     def _structural(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Sentences the question's form calls for, whatever their own score.
 
         * summary: the thesis and the conclusion's topic sentence;
-        * author: the byline and the first sentence of the author section;
-        * why, when the best sentence restates the question: the explanation around it, the
-          sentence before a consequence ("As such, …") or up to two after a claim;
-        * otherwise, the next sentence when it continues the best one ("This action…");
+        * author: the byline and the first sentence of the author section (the title line
+          for questions about the title);
+        * why: the explanation around the best sentence (see :meth:`_explanation`);
+        * otherwise, the next sentence when it continues the best one ("This action…") and
+          either adds a question term or follows a short best sentence; and the one after that
+          when the continuation is a short bridge;
+        * compare, when the best sentence states no contrast: the best one that does;
         * source questions answered by an essay sentence: the references that sentence cites.
         """
         best = scored[0]
@@ -316,28 +257,54 @@ class ExtractiveAnswerer:
         if question.kind == "author":
             # The byline (last sentence of paragraph 0), then the best sentence about the author.
             byline = sorted((s for s in scored if s.passage.section == FRONT_MATTER), key=lambda s: s.span.start)
-            about = sorted((s for s in scored if s.passage.section == self._author_section), key=lambda s: s.span.start)
+            if _TITLE.search(question.text):
+                return byline[:1] or [best]
+            author = self.reranker.author_section
+            about = sorted((s for s in scored if s.passage.section == author), key=lambda s: s.span.start)
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
         text = self.corpus.text[best.span.start : best.span.end]
-        if question.kind == "why" and self.coverage(question.terms, best.terms) >= 0.5:
-            if _CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
-                chosen.insert(0, before)
-            else:
-                after = self._neighbour(best, 1)
-                while after and len(chosen) < 3:
-                    chosen.append(after)
-                    after = self._neighbour(after, 1) if len(text) < 100 else None
+        if question.kind == "why":
+            chosen += self._explanation(question, best)
         elif (after := self._neighbour(best, 1)) and _CONTINUATION.match(self._text(after)):
-            chosen.append(after)
+            bridge = len(self._text(after)) <= BRIDGE_CHARS
+            adds = self.reranker.coverage(set(question.terms) - best.terms, after.terms) >= 0.15
+            if bridge or adds or len(text) < CONTINUE_BELOW_CHARS:
+                chosen.append(after)
+            # A very short bridge ("This was no coincidence.") leads into the sentence after it.
+            if bridge and (further := self._neighbour(after, 1)):
+                chosen.append(further)
+        if question.kind == "compare" and not _CONTRAST.search(text):
+            # The other side of the comparison: the best sentence that states a contrast.
+            contrast = next((c for c in scored[1:] if _CONTRAST.search(self._text(c))), None)
+            if contrast and contrast.score >= 0.6 * best.score:
+                chosen.append(contrast)
         if question.wants_reference and best.passage.kind == "essay":
             for number in footnotes_in(text) or best.passage.refs:
                 rows = [i for i, pid in enumerate(self.index.sentence_ids) if pid == f"ref-{number:02d}"]
                 for row in rows:
                     passage = self.index.passages[self.index.sentence_ids[row]]
                     span = self.index.sentence_spans[row]
-                    chosen.append(ScoredSentence(row, passage, span, 0.0, self._sentence_terms[row]))
+                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.sentence_terms[row]))
         return chosen
+
+    def _name_grounding(
+        self, question: QuestionProfile, scored: list[ScoredSentence], chosen: list[ScoredSentence]
+    ) -> list[ScoredSentence]:
+        """The sentence that best covers the question's names the chosen sentences miss.
+
+        So a false premise ("Biden met Kishida…") meets what the essay says ("Xi Jinping met …
+        Kishida"). At most one sentence, covering two or more missing names (people, places,
+        dates), scoring at least 0.6 of the best.
+        """
+        names = {stem(n) for n in question.names} & self.reranker.idf.keys()
+        missing = names - set().union(*(c.terms for c in chosen))
+        if len(missing) < 2:
+            return []
+        rows = {c.row for c in chosen}
+        candidates = [c for c in scored if c.row not in rows and c.score >= 0.6 * scored[0].score]
+        best = max(candidates, key=lambda c: len(missing & c.terms), default=None)
+        return [best] if best and len(missing & best.terms) >= 2 else []
 
     def select(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
@@ -351,6 +318,10 @@ class ExtractiveAnswerer:
         chosen = self._structural(question, scored)
         if question.kind in ("summary", "author"):
             return sorted(chosen, key=lambda s: s.span.start)
+        if question.kind == "why":
+            # Structure answers these; term coverage would only add loosely related sentences.
+            chosen += self._name_grounding(question, scored, chosen)
+            return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
         rows = {c.row for c in chosen}
         q_terms = set(question.terms)
         covered = set().union(*(c.terms for c in chosen)) & q_terms
@@ -364,12 +335,12 @@ class ExtractiveAnswerer:
             continues = any(
                 candidate.row == c.row + 1 and candidate.passage.paragraph == c.passage.paragraph for c in chosen
             ) and _CONTINUATION.match(text)
-            new = self.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
+            new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
             if candidate.passage.kind == "reference" and not question.wants_reference:
                 continue  # a bibliography entry answers only questions about sources
             both_sources = question.wants_reference and candidate.passage.kind == best.passage.kind == "reference"
             if (
-                (candidate.score >= 0.8 * best.score and new >= 0.2)
+                (candidate.score >= 0.85 * best.score and new >= 0.3)
                 or (continues and candidate.score >= 0.6 * best.score)
                 or (both_sources and candidate.score >= 0.9 * best.score)
             ):
@@ -382,14 +353,29 @@ class ExtractiveAnswerer:
     def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:
         """How well the essay answers the question, 0..1.
 
-        The best sentence's score, times 0.75 for each capitalised name or number of the
-        question that the essay never uses.
+        The best sentence's score (capped at 1), times ``UNKNOWN_NAME_FACTOR`` for each
+        capitalised name or number of the question that the essay never uses (an acronym counts
+        as used when the essay spells it out: "APEC" for "Asia-Pacific Economic Cooperation"),
+        ``UNKNOWN_FOCUS_FACTOR`` for each term of what is asked for ("city" in "In which city…")
+        that it never uses, and ``UNKNOWN_TERM_FACTOR`` for each other content term it never
+        uses: questions about things the essay does not discuss lose confidence.
         """
         if not scored:
             return 0.0
-        vocabulary = self._idf
-        unknown = [n for n in question.names if stem(n) not in vocabulary]
-        return scored[0].score * (0.75 ** len(unknown))
+        vocabulary, initialisms = self.reranker.idf, self.reranker.initialisms
+        unknown_names = {
+            stem(n)
+            for n in question.names
+            if stem(n) not in vocabulary and not (n.isupper() and n.lower() in initialisms)
+        }
+        unknown_terms = {t for t in question.terms if t not in vocabulary} - unknown_names
+        unknown_focus = {t for t in question.focus if t not in vocabulary} - unknown_names
+        return (
+            min(1.0, scored[0].score)
+            * UNKNOWN_NAME_FACTOR ** len(unknown_names)
+            * UNKNOWN_FOCUS_FACTOR ** len(unknown_focus)
+            * UNKNOWN_TERM_FACTOR ** len(unknown_terms - unknown_focus)
+        )
 
     def _citation(self, n: int, sentence: ScoredSentence) -> Citation:
         """Cite ``sentence``; its references are its own footnotes, else its passage's."""
@@ -415,6 +401,19 @@ class ExtractiveAnswerer:
             references=refs,
         )
 
+    def _description(
+        self, artifact: str, question: QuestionProfile, scored: list[ScoredSentence]
+    ) -> ScoredSentence | None:
+        """The sentence mentioning ``artifact`` if it covers the rest of the question, else None.
+
+        "What does Table 1 show?" is answered by "Table 1 shows…"; "What columns does it use?" is not.
+        """
+        rest = set(question.terms) - set(terms(artifact))
+        mentions = [s for s in scored if artifact in self._text(s)]
+        if rest and mentions and self.reranker.coverage(rest, mentions[0].terms) >= 0.5:
+            return mentions[0]
+        return None
+
     def missing_artifact(self, question: QuestionProfile) -> str | None:
         """A table or figure the question asks about that the essay mentions but does not contain."""
         return next((a for a in self.corpus.missing_artifacts if a.lower() in question.text.lower()), None)
@@ -422,20 +421,30 @@ class ExtractiveAnswerer:
     def answer(
         self, question: QuestionProfile, query_vector: np.ndarray, retrieved: list[RetrievedPassage]
     ) -> tuple[str, list[Citation]]:
-        """Return ``(answer_text, citations)``; no citations means the answer is a refusal."""
+        """Return ``(answer_text, citations)`` for ``retrieved`` passages; no citations means a refusal."""
+        draft = self.compose(question, self.reranker.score_sentences(question, query_vector, retrieved))
+        return draft.text, draft.citations
+
+    def compose(self, question: QuestionProfile, scored: list[ScoredSentence]) -> Draft:
+        """Compose the answer from scored sentences (best first); see :meth:`answer`."""
+        answerability = self.answerability(question, scored)
         if artifact := self.missing_artifact(question):
-            return (
-                f"{REFUSAL} It refers to {artifact}, but {artifact} itself is not part of the essay’s text.",
-                [],
-            )
-        scored = self.score_sentences(question, query_vector, retrieved)
+            # Only what the essay says about the absent table is answerable, never its contents.
+            description = self._description(artifact, question, scored)
+            if description is None:
+                text = f"{REFUSAL} It refers to {artifact}, but {artifact} itself is not part of the essay’s text."
+                return Draft(text, [], answerability, [])
+            return self._draft([description], answerability)
         # Questions about the essay's argument or author are answered from its structure.
         structural = question.kind in ("summary", "author")
-        if not structural and self.answerability(question, scored) < self.settings.refusal_threshold:
-            return REFUSAL + REFUSAL_NOTE, []
+        if not scored or (not structural and answerability < self.settings.refusal_threshold):
+            return Draft(REFUSAL + REFUSAL_NOTE, [], answerability, [])
+        return self._draft(self.select(question, scored), answerability)
+
+    def _draft(self, sentences: list[ScoredSentence], answerability: float) -> Draft:
         parts, citations = [], []
-        for n, sentence in enumerate(self.select(question, scored), start=1):
+        for n, sentence in enumerate(sentences, start=1):
             citation = self._citation(n, sentence)
             citations.append(citation)
             parts.append(f"{strip_footnotes(citation.quote)} [{n}]")
-        return " ".join(parts), citations
+        return Draft(" ".join(parts), citations, answerability, sentences)

@@ -81,10 +81,10 @@ class Assistant:
             IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
 
         """
-        started = time.perf_counter()
         text = validate(question, self.settings.max_question_chars)
+        loaded = self._load()  # not timed: the first question also loads the model and index
+        started = time.perf_counter()
         standalone = rewrite_followup(text, history or [])
-        loaded = self._load()
         state = loaded.chain.invoke({"question": profile(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
@@ -106,6 +106,7 @@ class Assistant:
             },
             id=id,
             standalone_question=standalone,
+            answerability=state["answerability"],
         )
 
     def answer_many(self, items: Iterable[tuple[str | None, object]]) -> Iterable[Answer | AssistantError]:

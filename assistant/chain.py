@@ -1,13 +1,15 @@
-"""The retrieval chain in LangChain Expression Language: question -> retrieve -> answer.
+"""The retrieval chain in LangChain Expression Language: question -> retrieve -> rerank + answer.
 
 The chain's input is ``{"question": QuestionProfile}``; its output adds ``query_vector``,
-``retrieved`` (ranked passages) and ``answer``/``citations``, so the evidence travels with
-the answer (as in LangChain's ``create_retrieval_chain``) and citations can be checked.
+``retrieved`` (passages reranked by their best sentence) and ``answer``/``citations``, so the
+evidence travels with the answer (as in LangChain's ``create_retrieval_chain``) and citations
+can be checked.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -29,7 +31,18 @@ def build_chain(embedder: Embedder, retriever: HybridRetriever, answerer: Extrac
 
     def compose(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        text, citations = answerer.answer(state["question"], state["query_vector"], state["retrieved"])
-        return state | {"answer": text, "citations": citations, "answer_ms": (time.perf_counter() - started) * 1e3}
+        reranker = answerer.reranker
+        scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
+        draft = answerer.compose(state["question"], scored)
+        # The passages the answer cites rank first: each takes the answer's best sentence score.
+        top = max((s.score for s in draft.sentences), default=0.0)
+        used = [replace(s, score=top) for s in draft.sentences]
+        return state | {
+            "retrieved": reranker.rerank(state["retrieved"], scored + used),
+            "answer": draft.text,
+            "citations": draft.citations,
+            "answerability": draft.answerability,
+            "answer_ms": (time.perf_counter() - started) * 1e3,
+        }
 
     return RunnableLambda(retrieve) | RunnableLambda(compose)

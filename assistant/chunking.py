@@ -1,17 +1,26 @@
 """Passages: sentence-aligned chunks of one paragraph each, plus one passage per reference.
 
 An essay passage is a run of whole sentences from one paragraph, packed greedily up to
-``chunk_tokens`` word pieces of the embedding model (never past its 256-piece input limit).
+``chunk_tokens`` word pieces of the embedding model (never past its 256-piece input limit);
+a passage does not open with a sentence that leans on the previous one ("Instead, …") when
+moving the boundary back one sentence keeps both passages within budget.
 A reference passage is one bibliography entry. Ids are derived from position, so the same
 corpus and parameters always give the same ids.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.corpus import REFERENCES, Corpus, Span, footnotes_in
+
+# A sentence opening that leans on the sentence before it.
+LINKED = re.compile(
+    r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b|"
+    r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -71,10 +80,21 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
         groups: list[list[Span]] = [[]]
         for sentence in paragraph.sentences:
             candidate = groups[-1] + [sentence]
-            if groups[-1] and count_tokens(text[candidate[0].start : sentence.end]) > chunk_tokens:
-                groups.append([sentence])
-            else:
+            if not groups[-1] or count_tokens(text[candidate[0].start : sentence.end]) <= chunk_tokens:
                 groups[-1] = candidate
+                continue
+            # Do not open a passage with a sentence that leans on the one before it
+            # ("Instead, …", "This action …"): move that one along when it fits.
+            previous = groups[-1]
+            if (
+                len(previous) > 1
+                and LINKED.match(text[sentence.start : sentence.end])
+                and count_tokens(text[previous[-1].start : sentence.end]) <= chunk_tokens
+            ):
+                groups[-1] = previous[:-1]
+                groups.append([previous[-1], sentence])
+            else:
+                groups.append([sentence])
         for chunk_no, group in enumerate(groups, start=1):
             start, end = group[0].start, group[-1].end
             body = text[start:end]

@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 index_app = typer.Typer(help="Build, rebuild or inspect the vector index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
@@ -57,15 +58,13 @@ def _settings():
 
 @app.callback()
 def main_options(
-    index_dir: Annotated[Path | None, typer.Option(help="Index folder [env: ASSISTANT_INDEX_DIR].")] = None,
-    corpus_dir: Annotated[
-        Path | None, typer.Option(help="Folder holding essay.md [env: ASSISTANT_CORPUS_DIR].")
-    ] = None,
+    index_dir: Annotated[Path | None, typer.Option(help="Index folder (env ASSISTANT_INDEX_DIR).")] = None,
+    corpus_dir: Annotated[Path | None, typer.Option(help="Folder holding essay.md (env ASSISTANT_CORPUS_DIR).")] = None,
     embedding_model: Annotated[
         str | None,
-        typer.Option(help="'all-MiniLM-L6-v2' (bundled) or a local model folder [env: ASSISTANT_EMBEDDING_MODEL]."),
+        typer.Option(help="'all-MiniLM-L6-v2' (bundled) or a local model folder (env ASSISTANT_EMBEDDING_MODEL)."),
     ] = None,
-    top_k: Annotated[int | None, typer.Option(help="Passages retrieved per question [env: ASSISTANT_TOP_K].")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Passages retrieved per question (env ASSISTANT_TOP_K).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
 ) -> None:
     """Global options, applied to every command."""
@@ -166,6 +165,51 @@ def ask(
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     except AssistantError as exc:
         raise _fail(str(exc)) from None
+
+
+@app.command("eval")
+def evaluate_command(
+    qa_file: Annotated[Path, typer.Argument(help="QA set: JSON lines with question, type, must_include, evidence.")],
+    out: Annotated[Path, typer.Option(help="Folder for eval.json, eval.md and eval.png.")] = Path("docs"),
+    min_key_fact_accuracy: Annotated[float, typer.Option(help="Fail (exit 1) below this % of key facts.")] = 0.0,
+    min_recall_at_5: Annotated[float, typer.Option(help="Fail below this % evidence recall@5.")] = 0.0,
+    min_refusal_accuracy: Annotated[float, typer.Option(help="Fail below this % of unanswerables declined.")] = 0.0,
+    max_false_refusals: Annotated[int, typer.Option(help="Fail above this many answerable questions declined.")] = 1000,
+    min_citation_validity: Annotated[float, typer.Option(help="Fail below this % of verbatim citations.")] = 0.0,
+) -> None:
+    """Score the assistant on a QA set and write a JSON + Markdown + PNG report.
+
+    Exits 1 when a --min-*/--max-* threshold is missed, so CI can gate on it.
+    """
+    from assistant.api import Assistant
+    from assistant.evaluation import evaluate, load_items, write_report
+
+    try:
+        items = load_items(qa_file)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    try:
+        report = evaluate(Assistant(_settings()), items)
+    except AssistantError as exc:
+        raise _fail(str(exc)) from None
+    paths = write_report(report, out)
+    overall = report["overall"]
+    for kind, metrics in report["by_type"].items():
+        typer.echo(f"{kind:>13}: key facts {metrics['key_fact_accuracy']}%  recall@5 {metrics['evidence_recall@5']}%")
+    typer.echo("overall: " + ", ".join(f"{k} {v}" for k, v in overall.items()))
+    typer.echo("wrote " + ", ".join(map(str, paths)))
+    gates = [
+        ("key_fact_accuracy", min_key_fact_accuracy, lambda v, t: (v or 0) >= t),
+        ("evidence_recall@5", min_recall_at_5, lambda v, t: (v or 0) >= t),
+        ("refusal_accuracy", min_refusal_accuracy, lambda v, t: v is None or v >= t),
+        ("false_refusals", max_false_refusals, lambda v, t: v <= t),
+        ("citation_validity", min_citation_validity, lambda v, t: v is None or v >= t),
+    ]
+    missed = [
+        f"{name} {overall[name]} (threshold {limit})" for name, limit, ok in gates if not ok(overall[name], limit)
+    ]
+    if missed:
+        raise _fail("evaluation below threshold: " + "; ".join(missed))
 
 
 def _print_status(state) -> None:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.answering import REFUSAL
 from assistant.api import Answer, Assistant
+from assistant.question import profile
 
 RECALL_KS = (1, 3, 5)
 
@@ -157,6 +159,10 @@ def evaluate(assistant: Assistant, items: list[Item]) -> dict[str, Any]:
             "sentences_cited": cited,
             "sentences": n_sentences,
             "total_ms": answer.timings_ms["total"],
+            "answerability": answer.answerability,
+            # Whether the threshold decides this question (not a summary/author question or a missing table).
+            "threshold_applies": profile(answer.standalone_question).kind not in ("summary", "author")
+            and not answer.answer.startswith(f"{REFUSAL} It refers to"),
         }
         for k in RECALL_KS:
             row[f"recall@{k}"] = evidence_recall(item, answer, k)
@@ -168,5 +174,117 @@ def evaluate(assistant: Assistant, items: list[Item]) -> dict[str, Any]:
     return {
         "overall": summarise(rows),
         "by_type": {t: summarise(r) for t, r in sorted(by_type.items())},
+        "refusal_sweep": refusal_sweep(rows),
         "questions": rows,
     }
+
+
+def refusal_sweep(rows: list[dict[str, Any]], step: float = 0.01) -> dict[str, Any]:
+    """Refusals at each threshold 0.20..0.80, and the threshold this QA set supports.
+
+    A threshold's gain is the ``unanswerable`` items it declines minus the answerable items it
+    wrongly declines. Among runs of thresholds with equal gain within one of the best, the
+    widest run wins and its middle is chosen: the threshold farthest from flipping a question,
+    which matters more on unseen questions than one more dev item.
+    """
+    table = []
+    for i in range(int(0.2 / step), int(0.8 / step) + 1):
+        threshold = round(i * step, 4)
+        declined = [r for r in rows if r["threshold_applies"] and r["answerability"] < threshold]
+        table.append(
+            {
+                "threshold": threshold,
+                "unanswerable_declined": sum(r["should_refuse"] for r in declined),
+                "answerable_declined": sum(r["answerable"] for r in declined),
+            }
+        )
+    gain = [t["unanswerable_declined"] - t["answerable_declined"] for t in table]
+    runs: list[list[float]] = []
+    for i, entry in enumerate(table):
+        if gain[i] >= max(gain) - 1:
+            if runs and i > 0 and gain[i] == gain[i - 1] and runs[-1][-1] == table[i - 1]["threshold"]:
+                runs[-1].append(entry["threshold"])
+            else:
+                runs.append([entry["threshold"]])
+    widest = max(runs, key=len)
+    return {"table": table, "chosen": round((widest[0] + widest[-1]) / 2, 2), "tied_range": [widest[0], widest[-1]]}
+
+
+def render_markdown(report: dict[str, Any], plot_name: str | None) -> str:
+    """A Markdown report: overall metrics, a per-type table, misses, and the plot."""
+    overall = report["overall"]
+    lines = ["# Evaluation report", "", f"Questions: {overall['questions']}", "", "## Overall", ""]
+    lines += ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in overall.items() if k != "questions"]
+    columns = [
+        "key_fact_accuracy",
+        "evidence_recall@1",
+        "evidence_recall@3",
+        "evidence_recall@5",
+        "refused_unanswerable",
+        "false_refusals",
+        "answer_chars_median",
+    ]
+    lines += ["", "## By question type", "", "| type | n | " + " | ".join(columns) + " |"]
+    lines += ["| --- " * (len(columns) + 2) + "|"]
+    for kind, metrics in report["by_type"].items():
+        lines.append(f"| {kind} | {metrics['questions']} | " + " | ".join(str(metrics[c]) for c in columns) + " |")
+    misses = [
+        q
+        for q in report["questions"]
+        if (q["should_refuse"] and not q["refused"]) or (q["must_include"] and not q["key_facts"])
+    ]
+    lines += ["", "## Misses", ""]
+    lines += [f"- `{q['id']}` ({q['type']}) {q['question']}\n  - answer: {q['answer'][:300]}" for q in misses] or [
+        "None."
+    ]
+    sweep = report.get("refusal_sweep")
+    if sweep:
+        lines += ["", "## Refusal threshold", ""]
+        lines += [
+            f"Thresholds {sweep['tied_range'][0]}–{sweep['tied_range'][1]} form the widest run whose gain "
+            "(unanswerable declined minus answerable declined) is within one of the best; "
+            f"its middle, {sweep['chosen']}, is the one to use.",
+            "",
+            "| threshold | unanswerable declined | answerable declined |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {t['threshold']} | {t['unanswerable_declined']} | {t['answerable_declined']} |"
+            for t in sweep["table"][::5]
+        ]
+    if plot_name:
+        lines += ["", f"![recall@k and per-type accuracy]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Save a PNG: evidence recall@k (left) and key-fact accuracy per question type (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    overall = report["overall"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(RECALL_KS, [overall[f"evidence_recall@{k}"] for k in RECALL_KS], marker="o")
+    left.set(
+        xlabel="k (passages)", ylabel="evidence recall (%)", title="Evidence recall@k", xticks=RECALL_KS, ylim=(0, 101)
+    )
+    kinds = [k for k, m in report["by_type"].items() if m["key_fact_accuracy"] is not None]
+    right.bar(kinds, [report["by_type"][k]["key_fact_accuracy"] for k in kinds])
+    right.set(ylabel="key-fact accuracy (%)", title="Key-fact accuracy by question type", ylim=(0, 101))
+    right.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out_dir: Path, stem: str = "eval") -> list[Path]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png"))
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot(report, png_path)
+    md_path.write_text(render_markdown(report, png_path.name), encoding="utf-8")
+    return [json_path, md_path, png_path]

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 PASSAGES = "passages"
 SENTENCES = "sentences"
-CHUNKER_VERSION = 1  # bump when chunking.py changes what it produces
+CHUNKER_VERSION = 2  # bump when chunking.py changes what it produces
 _BATCH = 32
 
 

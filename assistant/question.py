@@ -10,7 +10,7 @@ from assistant.errors import InvalidQuestionError
 from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
 
 _REFERENCE = re.compile(
-    r"\b(sources?|cites?|cited|citations?|references?|bibliograph\w*|articles?|reports?|"
+    r"\b(sources?|cites?|cited|citations?|references?|bibliograph\w*|articles?|"
     r"press (?:conference|release)s?|publish\w*|outlet|url|link)\b",
     re.IGNORECASE,
 )
@@ -18,7 +18,10 @@ _TYPES = [  # first match wins
     (
         "author",
         re.compile(
-            r"\b(who (wrote|authored|is the author)|author of (the|this) (essay|article|piece)|written by)\b", re.I
+            r"\b(who (wrote|authored) (the|this) (essay|article|piece)|who is (the|its) (essay's )?author|"
+            r"author of (the|this) (essay|article|piece)|who (is|was) the writer|"
+            r"title of (the|this) (essay|article|piece)|what is (the|this) (essay|article|piece) called)\b",
+            re.I,
         ),
     ),
     ("summary", re.compile(r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short)\b", re.I)),
@@ -36,6 +39,12 @@ _TYPES = [  # first match wins
 ]
 
 
+_AUXILIARY = r"(?:is|are|was|were|did|does|do|has|have|had|will|would|can|could|should)\b"
+_WH_PHRASE = re.compile(
+    r"^(?:\w+ )?(?:what|which|how much|how many)\s+(?P<phrase>(?:[\w’'-]+\s+){1,4}?)" + _AUXILIARY, re.I
+)
+_WHAT_IS = re.compile(r"^(?:what|which) (?:is|are|was|were) (?:the |a |an )?(?P<phrase>[\w-]+(?: [\w-]+)?) of\b", re.I)
+_QUOTED = re.compile(r"[\"“]([^\"“”]{3,200})[\"”]")
 _NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Za-z]+|\d[\w-]*)")
 _SENTENCE_START = re.compile(r"(?:^|[.?!:]\s*[\"“]?)\s*$")
 
@@ -46,7 +55,8 @@ class QuestionProfile:
 
     Attributes:
         text: The question, whitespace-normalised.
-        kind: ``author``, ``summary``, ``compare``, ``why``, ``date``, ``number``, ``who`` or ``fact``.
+        kind: ``author`` (who wrote the essay, its title), ``summary``, ``compare``, ``why``,
+            ``date``, ``number``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).
         terms: Stemmed content terms.
         names: Capitalised words and numbers in it (not the first word), as written.
@@ -58,6 +68,8 @@ class QuestionProfile:
     wants_reference: bool
     terms: tuple[str, ...]
     names: tuple[str, ...]
+    quoted: tuple[str, ...] = ()
+    focus: tuple[str, ...] = ()
 
 
 def validate(question: object, max_chars: int) -> str:
@@ -99,7 +111,17 @@ def profile(text: str) -> QuestionProfile:
         wants_reference=bool(_REFERENCE.search(text)),
         terms=tuple(t for t in dict.fromkeys(terms(text)) if t not in form),
         names=names,
+        quoted=tuple(q.lower().strip(" ,.") for q in _QUOTED.findall(text) if len(q.split()) >= 2),
+        focus=tuple(t for t in _focus_terms(text) if t not in form),
     )
+
+
+def _focus_terms(text: str) -> list[str]:
+    """Lower-case content terms of the question's wh-phrase ("which Japanese city" -> city)."""
+    match = _WH_PHRASE.match(text) or _WHAT_IS.match(text)
+    if not match:
+        return []
+    return [stem(w) for w in words(match.group("phrase")) if w.islower() and terms(w)]
 
 
 _ANAPHORA = re.compile(r"\b(that|this|these|those|it|its|they|them|their|he|she|his|her|there|then|the same)\b", re.I)

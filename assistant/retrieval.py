@@ -30,11 +30,13 @@ class RetrievedPassage:
 
     Attributes:
         passage: The passage.
-        score: Reciprocal-rank-fusion score (higher is better; at most ``3 / (rrf_k + 1)``
-            from the three rankings, plus routing).
+        score: The ranking score, higher is better: the reranker's best sentence score (0..~1.2)
+            after reranking, the fusion score before.
         dense: Cosine similarity of passage and question embeddings, -1..1 (``None`` if the
             dense retriever did not rank it among its candidates).
         bm25: BM25 (Okapi) score, >= 0 (``None`` if BM25 did not rank it).
+        fused: Reciprocal-rank-fusion score, at most ``3 / (rrf_k + 1)`` from the three rankings
+            plus source routing (``None`` before reranking: it is ``score`` then).
 
     """
 
@@ -42,6 +44,7 @@ class RetrievedPassage:
     score: float
     dense: float | None
     bm25: float | None
+    fused: float | None = None
 
 
 class HybridRetriever:

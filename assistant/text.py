@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+import snowballstemmer
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[’'][a-z]+)?")
 _FOOTNOTE_MARKER = re.compile(r"\s*\(\d{1,2}\)")
@@ -24,26 +27,26 @@ STOPWORDS = frozenset(
 QUESTION_FORM = frozenset(
     """differ difference differences different compare compared comparison contrast contrasts reason reasons
     main argument arguments point thesis summary summarise summarize overall similar similarly term
-    happened happen roughly approximately""".split()
+    happened happen roughly approximately cite cites cited wrote written source sources entry entries
+    date year month day""".split()
 )
 # Nationality adjectives meet their country's name ("Japanese" ~ "Japan").
+_STEMMER = snowballstemmer.stemmer("english")
 _DEMONYMS = {"japanese": "japan", "chinese": "china", "american": "america", "dutch": "netherlands"}
 
 
 def stem(word: str) -> str:
-    """A light stem: lower case, possessive and plural ``s`` dropped, cut to 7 letters.
+    """The Snowball (Porter 2) English stem of ``word``, lower-cased.
 
-    Crude on purpose: it only has to make "restrictions"/"restricted" and
-    "semiconductors"/"semiconductor" meet, for term overlap, never to be shown.
+    Nationality adjectives map to their country ("Japanese" -> "japan"); possessives are dropped.
     """
-    word = word.lower().replace("’", "'")
-    word = word.removesuffix("'s")
-    word = _DEMONYMS.get(word, word)
-    if len(word) > 4 and word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    return word[:7]
+    word = word.lower().replace("’", "'").removesuffix("'s").strip("'")
+    return _stem(_DEMONYMS.get(word, word))
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _STEMMER.stemWord(word)
 
 
 def words(text: str) -> list[str]:

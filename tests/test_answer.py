@@ -31,9 +31,13 @@ def test_capital_of_france_is_refused_without_citations(assistant):
 
 
 def test_missing_table_is_not_invented(assistant):
-    result = assistant.answer("What does Table 1 show about China's responses?")
-    assert result.refused
+    result = assistant.answer("What column headings does Table 1 use?")
+    assert result.refused and result.citations == []
     assert "Table 1" in result.answer and "not part of the essay" in result.answer
+    # What the essay does say about the table is still answered, with its sentence.
+    described = assistant.answer("What does Table 1 show?")
+    assert not described.refused
+    assert described.citations[0].quote.startswith("Table 1 shows the different responses")
 
 
 @pytest.mark.parametrize(
