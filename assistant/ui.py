@@ -71,7 +71,7 @@ CSS = """
 .ea-panel mark.ea-hl { background: #fde68a; color: inherit; padding: 0 .1em; }
 .ea-panel .ea-para { line-height: 1.6; margin: .4em 0; }
 .ea-panel .ea-meta, .ea-hint { color: var(--body-text-color-subdued); font-size: .9em; }
-.ea-refs { padding-left: 1.2em; font-size: .9em; }
+.ea-refs { padding-left: .2em; font-size: .9em; list-style: none; }
 .ea-declined { background: #fef3c7; border-left: 4px solid #d97706; padding: .5em .7em; margin: .4em 0; }
 .ea-evidence table { width: 100%; font-size: .85em; border-collapse: collapse; }
 .ea-evidence th, .ea-evidence td { text-align: left; padding: .2em .3em; vertical-align: top;
