@@ -1,12 +1,15 @@
-# Two commands do everything: `make ask Q="..."` (set up, then answer) and `make test`.
-# Both create .venv/ at the repo root on first use; later runs reuse it.
+# The main commands: `make chat` (set up, then open the chat UI), `make ask Q="..."` and `make test`.
+# Each creates .venv/ at the repo root on first use; later runs reuse it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 Q ?= When did Japan ban Huawei equipment from its ministries?
 
-.PHONY: ask index test lint eval clean
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: ask chat index test lint browser eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,9 @@ $(STAMP): pyproject.toml
 ask: $(STAMP)
 	$(BIN)/essay-assistant ask "$(Q)"
 
+chat: $(STAMP)
+	$(BIN)/essay-assistant chat --host $(HOST) --port $(PORT)
+
 index: $(STAMP)
 	$(BIN)/essay-assistant index build
 
@@ -26,7 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check assistant tests
 	$(BIN)/ruff format --check assistant tests
 
-test: lint
+# The UI tests drive Debian's Chromium through Playwright (never `playwright install`: it downloads browsers).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 eval: $(STAMP)

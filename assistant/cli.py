@@ -22,6 +22,7 @@ app = typer.Typer(
         '  essay-assistant ask --json "Why does Japan avoid naming China?"\n\n'
         "  essay-assistant ask --jsonl questions.jsonl > answers.jsonl\n\n"
         "  essay-assistant index status\n\n"
+        "  essay-assistant chat   (the chat UI on http://127.0.0.1:7860)\n\n"
         "Settings can also come from ASSISTANT_* environment variables (see README)."
     ),
     no_args_is_help=True,
@@ -210,6 +211,37 @@ def evaluate_command(
     ]
     if missed:
         raise _fail("evaluation below threshold: " + "; ".join(missed))
+
+
+@app.command()
+def chat(
+    host: Annotated[str, typer.Option(help="Interface to serve on (loopback unless --allow-remote).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Permit a non-loopback --host (the app has no login: anyone can use it)."),
+    ] = False,
+) -> None:
+    """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline)."""
+    from assistant.ui import is_loopback
+
+    if not is_loopback(host):
+        if not allow_remote:
+            raise _fail(
+                f"--host {host} would let other machines reach the assistant; add --allow-remote to do so on purpose",
+                EXIT_BAD_INPUT,
+            )
+        typer.echo(f"warning: serving on {host}:{port}; anyone who can reach this machine can use it", err=True)
+    from assistant.api import Assistant
+    from assistant.ui import launch
+
+    typer.echo(f"Loading the model and index, then serving http://{host}:{port}/ (Ctrl+C to stop)…", err=True)
+    try:
+        launch(Assistant(_settings()), host=host, port=port, allow_remote=allow_remote)
+    except AssistantError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot serve on {host}:{port}: {exc}; try another --port") from None
 
 
 def _print_status(state) -> None:
