@@ -9,7 +9,7 @@ Q ?= When did Japan ban Huawei equipment from its ministries?
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: ask chat index test lint browser eval clean
+.PHONY: ask chat index test lint browser eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ index: $(STAMP)
 	$(BIN)/essay-assistant index build
 
 lint: $(STAMP)
-	$(BIN)/ruff check assistant tests
-	$(BIN)/ruff format --check assistant tests
+	$(BIN)/ruff check assistant tests benchmarks
+	$(BIN)/ruff format --check assistant tests benchmarks
 
 # The UI tests drive Debian's Chromium through Playwright (never `playwright install`: it downloads browsers).
 browser:
@@ -41,6 +41,12 @@ test: lint browser
 
 eval: $(STAMP)
 	$(BIN)/essay-assistant eval tests/data/dev.jsonl --out docs
+
+# Latency, cold start, rebuild time and memory beside LangChain's tutorial pipeline (docs/benchmarks.md).
+# BENCH_ARGS e.g. "--scale 10 --build-runs 1"; see `python -m benchmarks --help`.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/PREVIOUS index/builds index/.lock
