@@ -172,11 +172,14 @@ class NumpyBertEncoder:
             h = _layer_norm(ffn + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
         return h
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
         """Embed ``texts``: float32 array (len(texts), dim), rows L2-normalised.
 
-        Texts are batched by length (fewer padded tokens); each keeps at most
-        ``max_tokens`` word pieces, as in sentence-transformers.
+        Texts are sorted by length and run ``batch_size`` at a time, so little of the work is
+        on padding: with the index's calls of 32 texts, batches of 8 compute 12.2k token slots
+        for the essay's 10.5k real tokens, against 18.3k with batches of 32 (and attention is
+        quadratic in the padded length). Each text keeps at most ``max_tokens`` word pieces,
+        as in sentence-transformers.
         """
         dim = self.w["embeddings.word_embeddings.weight"].shape[1]
         out = np.zeros((len(texts), dim), dtype=np.float32)
