@@ -82,6 +82,8 @@ class Bench:
             self.before_src.mkdir()
             archive = subprocess.run(["git", "archive", before, "assistant"], cwd=ROOT, capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(self.before_src)], input=archive.stdout, check=True)
+            # The older Settings find corpus/ next to their package: point it at this tree's corpus.
+            (self.before_src / "corpus").symlink_to(ROOT / "corpus")
             self.systems.append("before")
 
     def env(self, system: str) -> dict[str, str]:
