@@ -66,13 +66,40 @@ class HybridRetriever:
         # Chroma's cosine space returns distance = 1 - cosine similarity.
         return {doc.id: 1.0 - distance for doc, distance in hits}
 
+    @cached_property
+    def _sentence_groups(self) -> tuple[list[str], np.ndarray]:
+        """Passage ids in order of their first sentence, and where each one's run of sentence rows starts.
+
+        Sentence rows are in corpus order and a passage is a run of whole sentences, so each
+        passage's rows are contiguous.
+        """
+        import numpy as np
+
+        ids: list[str] = []
+        starts: list[int] = []
+        for row, pid in enumerate(self.index.sentence_ids):
+            if not ids or ids[-1] != pid:
+                ids.append(pid)
+                starts.append(row)
+        if len(set(ids)) != len(ids):
+            raise ValueError("sentence rows are not grouped by passage")
+        return ids, np.asarray(starts, dtype=np.intp)
+
     def _sentence_dense(self, query_vector: np.ndarray, k: int) -> dict[str, float]:
-        """Passages ranked by their best sentence's cosine similarity to the question."""
+        """Passages ranked by their best sentence's cosine similarity to the question.
+
+        Vectorised (``maximum.reduceat`` over the passages' runs of rows): the Python loop it
+        replaces grew with the corpus (9 ms a question at 10x the essay on a busy CPU).
+        """
+        import numpy as np
+
+        ids, starts = self._sentence_groups
+        if not ids:
+            return {}
         similarities = self.index.sentence_vectors @ query_vector
-        best: dict[str, float] = {}
-        for pid, similarity in zip(self.index.sentence_ids, similarities.tolist(), strict=False):
-            best[pid] = max(best.get(pid, -1.0), similarity)
-        return dict(sorted(best.items(), key=lambda kv: -kv[1])[:k])
+        best = np.maximum.reduceat(similarities, starts)
+        top = np.argsort(-best, kind="stable")[:k]  # stable: ties keep corpus order, as before
+        return {ids[i]: float(best[i]) for i in top}
 
     def _lexical(self, question: QuestionProfile, k: int) -> dict[str, float]:
         scores = self._bm25.get_scores(list(question.terms) or ["_"])
