@@ -216,9 +216,7 @@ class Embedder(Embeddings):
         """
         with self._lock:
             if self.uses_numpy:
-                from threadpoolctl import threadpool_limits
-
-                with threadpool_limits(limits=self.threads, user_api="blas"):
+                with self.cpu_limits():
                     return self._model.encode(texts)
             return self._model.encode(
                 texts,
@@ -227,6 +225,16 @@ class Embedder(Embeddings):
                 convert_to_numpy=True,
                 show_progress_bar=progress,
             )
+
+    def cpu_limits(self):
+        """Context manager: at most ``embedding_threads`` BLAS threads inside it (0.3 ms to enter).
+
+        NumPy's BLAS otherwise starts one thread per core; on a shared 2-core machine a
+        (1623, 384) x (384,) product then takes 6.6 ms instead of 0.9 ms.
+        """
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.threads, user_api="blas")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """LangChain interface: embed passages."""
