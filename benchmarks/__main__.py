@@ -277,8 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--before", default="e84c3d3", help="git revision whose assistant/ runs as 'before' ('' to skip)"
     )
+    parser.add_argument("--render-only", type=Path, help="re-render the table and Markdown from this JSON and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.render_only:
+        results = json.loads(args.render_only.read_text(encoding="utf-8"))
+        (args.out / "benchmarks.md").write_text(render_markdown(results), encoding="utf-8")
+        print(render_table(results))
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="essay-bench-"))
     try:
         results = measure(args, tmp)

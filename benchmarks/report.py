@@ -132,6 +132,29 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
     return out
 
 
+PROFILE_NOTES = """## Where the cold start went (profile, 30 Nov 2026, load average 5-7 on 2 CPUs)
+
+`python -X importtime -m assistant.cli ask …` and a cProfile of the first answer, at `e84c3d3`:
+16-21 s to the first answer, of which about 24 s of 26 s profiled were imports. The top costs:
+
+1. `import sentence_transformers`: 12.5 s (importtime; 17 s alone in a fresh process), pulling in
+   torch (3-4 s), transformers' modelling and integration modules (about 6 s) and, through
+   `sentence_transformers.util`, scikit-learn and SciPy (2.4 s). Loading the weights took under 1 s.
+2. `import langchain_chroma` / `chromadb`: 1.2-3.7 s.
+3. `langchain_core` runnables and tracers (`assistant.chain`): about 1 s.
+4. The SHA-256 of the 90 MB weights, computed on every `status()` (each `ask` and `index status`).
+5. torch's 2 intra-op threads on 2 busy CPUs: one-question embedding 0.2-0.6 s, against 25-80 ms with 1.
+
+What changed: the model runs in NumPy (`assistant/encoder.py`, the same weights and vectors, no torch,
+transformers, scikit-learn or SciPy import); BLAS is limited to `embedding_threads` (1) per call; the
+weights hash is cached by size and mtime; the encoder runs length-sorted batches of 8 (less padding);
+retrieval and sentence scoring also run under 1 BLAS thread (a (1623, 384) matrix-vector product took
+6.6 ms with NumPy's default 2 threads on the busy CPUs, 0.9 ms with 1) and the best-sentence ranking
+is one `maximum.reduceat` instead of a Python loop over every sentence.
+After: langchain-chroma/chromadb (about 40% of what is left) and langchain-core's runnables lead the
+profile; they are the index and chain libraries and were left as they are.
+"""
+
 HEADER = ("figure", "ours", "baseline", "ours/baseline", "before", "target")
 
 
@@ -197,6 +220,7 @@ def render_markdown(results: dict) -> str:
             "sections written by `benchmarks/synth.py` (seeded sentences of the essay's own words) in the same "
             "Markdown format, indexed in a temporary folder.",
         ]
+    lines += ["", PROFILE_NOTES.rstrip("\n")]
     lines += [
         "",
         "## Machine",
