@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import REPO_ROOT, Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
-from assistant.reranking import _CONTRAST, ScoredSentence, SentenceReranker
+from assistant.reranking import ScoredSentence, SentenceReranker
 from assistant.retrieval import RetrievedPassage
-from assistant.text import stem, strip_footnotes, terms
+from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, stem, strip_footnotes, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,16 +40,10 @@ UNKNOWN_TERM_FACTOR = 0.9
 BRIDGE_CHARS = 40  # a continuation this short is a bridge to the sentence after it
 CONTINUE_BELOW_CHARS = 200  # a continuation that adds no question term joins only a best sentence this short
 
-# A sentence that points back at the one before it ("This action…", "Crucially, this policy…").
-_CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
-# A sentence that only makes sense after the one before it ("Instead, …", "Yet …").
-_CONNECTIVE = re.compile(r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed)\b")
 _CAUSAL = re.compile(r"\b(because|since|due to|reasons?|in order to|so that|as a result|driven by)\b", re.I)
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 # A paragraph's closing sentence that interprets what came before ("These … positions represent …").
 _SUMMARY = re.compile(r"^(These|This|Such|Taken together|In short|In sum|In this way|Ultimately)\b")
-# A sentence that draws a consequence from the one before it ("As such, …", "Therefore, …").
-_CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
 
 
 @dataclass(frozen=True)
@@ -208,7 +202,7 @@ class ExtractiveAnswerer:
             return sorted(found, key=lambda s: s.span.start)
 
         thesis = in_paragraph(intro)[-1:]
-        if thesis and _CONNECTIVE.match(self._text(thesis[0])) and (before := self._neighbour(thesis[0], -1)):
+        if thesis and CONNECTIVE.match(self._text(thesis[0])) and (before := self._neighbour(thesis[0], -1)):
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
@@ -222,7 +216,7 @@ class ExtractiveAnswerer:
         ("These … represent …"): that closing sentence.
         """
         text = self._text(best)
-        if _CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
+        if CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
             return [before]
         found = []
         if self.reranker.coverage(question.terms, best.terms) >= 0.5 and not _CAUSAL.search(text):
@@ -266,7 +260,7 @@ class ExtractiveAnswerer:
         text = self.corpus.text[best.span.start : best.span.end]
         if question.kind == "why":
             chosen += self._explanation(question, best)
-        elif (after := self._neighbour(best, 1)) and _CONTINUATION.match(self._text(after)):
+        elif (after := self._neighbour(best, 1)) and CONTINUATION.match(self._text(after)):
             bridge = len(self._text(after)) <= BRIDGE_CHARS
             adds = self.reranker.coverage(set(question.terms) - best.terms, after.terms) >= 0.15
             if bridge or adds or len(text) < CONTINUE_BELOW_CHARS:
@@ -274,9 +268,9 @@ class ExtractiveAnswerer:
             # A very short bridge ("This was no coincidence.") leads into the sentence after it.
             if bridge and (further := self._neighbour(after, 1)):
                 chosen.append(further)
-        if question.kind == "compare" and not _CONTRAST.search(text):
+        if question.kind == "compare" and not CONTRAST.search(text):
             # The other side of the comparison: the best sentence that states a contrast.
-            contrast = next((c for c in scored[1:] if _CONTRAST.search(self._text(c))), None)
+            contrast = next((c for c in scored[1:] if CONTRAST.search(self._text(c))), None)
             if contrast and contrast.score >= 0.6 * best.score:
                 chosen.append(contrast)
         if question.wants_reference and best.passage.kind == "essay":
@@ -334,7 +328,7 @@ class ExtractiveAnswerer:
             text = self.corpus.text[candidate.span.start : candidate.span.end]
             continues = any(
                 candidate.row == c.row + 1 and candidate.passage.paragraph == c.passage.paragraph for c in chosen
-            ) and _CONTINUATION.match(text)
+            ) and CONTINUATION.match(text)
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
             if candidate.passage.kind == "reference" and not question.wants_reference:
                 continue  # a bibliography entry answers only questions about sources

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assistant.answering import Answer, ExtractiveAnswerer
 from assistant.config import Settings
 from assistant.corpus import load_corpus
-from assistant.errors import AssistantError
 from assistant.question import profile, rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
@@ -108,14 +107,6 @@ class Assistant:
             standalone_question=standalone,
             answerability=state["answerability"],
         )
-
-    def answer_many(self, items: Iterable[tuple[str | None, object]]) -> Iterable[Answer | AssistantError]:
-        """Answer ``(id, question)`` pairs in order, yielding an error in place of a bad one."""
-        for item_id, question in items:
-            try:
-                yield self.answer(question, id=item_id)  # type: ignore[arg-type]
-            except AssistantError as exc:
-                yield exc
 
 
 _default: Assistant | None = None

@@ -27,7 +27,7 @@ from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span
 from assistant.question import QuestionProfile
 from assistant.retrieval import RetrievedPassage
-from assistant.text import terms
+from assistant.text import CONTRAST, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,11 +47,6 @@ _YEAR_OR_DATE = re.compile(
 # A quantity (years excluded: "how many" is not answered by "in 2019").
 _NUMBER = re.compile(
     r"\b((?!(?:19|20)\d\d\b)\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b",
-    re.I,
-)
-_CONTRAST = re.compile(
-    r"\b(in (stark )?contrast|contrast(s|ed)? with|whereas|unlike|while|rather than|instead|on the other hand|"
-    r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
     re.I,
 )
 _FOOTNOTE = re.compile(r"\(\d{1,2}\)")
@@ -137,7 +132,7 @@ class SentenceReranker:
             case "who":
                 return 1.0 if _NAME.search(text) else 0.0
             case "compare":
-                return 1.0 if _CONTRAST.search(text) else 0.0
+                return 1.0 if CONTRAST.search(text) else 0.0
             case "summary":
                 return 1.0 if passage.paragraph in self.thesis_paragraphs else 0.0
             case "author":
