@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import REPO_ROOT, Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
-from assistant.reranking import ScoredSentence, SentenceReranker
+from assistant.reranking import ScoredSentence, SentenceReranker, defines
 from assistant.retrieval import RetrievedPassage
 from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, stem, strip_footnotes, terms
 
@@ -243,9 +243,13 @@ class ExtractiveAnswerer:
           either adds a question term or follows a short best sentence; and the one after that
           when the continuation is a short bridge;
         * compare, when the best sentence states no contrast: the best one that does;
-        * source questions answered by an essay sentence: the references that sentence cites.
+        * source questions answered by an essay sentence: the references that sentence cites;
+        * definition: the best sentence that introduces the term (“…what can be called “X””)
+          leads, in place of the best-scoring one.
         """
         best = scored[0]
+        if question.kind == "definition":
+            best = next((s for s in scored if defines(question.subject, self._text(s))), best)
         if question.kind == "summary":
             return self._thesis_sentences(scored) or [best]
         if question.kind == "author":
@@ -304,9 +308,11 @@ class ExtractiveAnswerer:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
 
         After the sentences the question's form calls for, a candidate joins when it scores
-        at least 0.8 of the best and covers a fifth (IDF-weighted) of the question terms still
+        at least 0.85 of the best and covers 30% (IDF-weighted) of the question terms still
         uncovered, or when it continues a chosen sentence ("This action…"), or, for source
-        questions, when it is another matching reference entry.
+        questions, when it is another reference entry scoring at least 0.9 of the best. Summary,
+        author and why questions take only what their form calls for (plus, for why, the
+        sentence naming the people a false premise gets wrong).
         """
         best = scored[0]
         chosen = self._structural(question, scored)

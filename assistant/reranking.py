@@ -5,7 +5,7 @@ There is no cross-encoder offline, so each sentence is scored by four features (
 * ``dense``: cosine similarity of sentence and question embeddings (the local embedder);
 * ``coverage``: IDF-weighted share of the question's content terms found in the sentence;
 * ``kind``: whether it holds what the question's form asks for (a date, a number, a name, a
-  contrast, a source entry, the thesis, the byline);
+  contrast, a definition, a source entry, the thesis, the byline);
 * ``rank``: 1 / (1 + rank) of its passage in the fused retrieval ranking.
 
 The weighted sum is the sentence score (0..1), plus ``QUOTE_BONUS`` when the sentence holds a
@@ -51,6 +51,19 @@ _NUMBER = re.compile(
 )
 _FOOTNOTE = re.compile(r"\(\d{1,2}\)")
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+
+
+def defines(term: str, text: str) -> bool:
+    """Whether ``text`` introduces or defines ``term``.
+
+    That is: “term” in quotes, "called term", "known as term", or "term is a/means/refers to".
+    """
+    t = re.escape(term)
+    pattern = (
+        rf"[“\"]{t}[,.]?[”\"]|\b(called|known as|termed|dubbed) [“\"]?{t}|"
+        rf"\b{t}[”\"]? ((is|are) (a|an|the)|means|refers to)\b"
+    )
+    return re.search(pattern, text, re.I) is not None
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,8 @@ class SentenceReranker:
                 return 1.0 if _NAME.search(text) else 0.0
             case "compare":
                 return 1.0 if CONTRAST.search(text) else 0.0
+            case "definition":
+                return 1.0 if question.subject and defines(question.subject, text) else 0.0
             case "summary":
                 return 1.0 if passage.paragraph in self.thesis_paragraphs else 0.0
             case "author":
