@@ -19,6 +19,7 @@ from assistant.retrieval import RetrievedPassage
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class _Loaded:
     index: LoadedIndex
     chain: Runnable
     answerer: ExtractiveAnswerer
+    generator: GenerativeAnswerer | None = None
 
 
 class Assistant:
@@ -63,9 +65,35 @@ class Assistant:
             opened = index.open_index(self.settings)
             corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
-            chain = build_chain(get_embedder(self.settings), HybridRetriever(opened, self.settings), answerer)
-            self._loaded = _Loaded(opened, chain, answerer)
+            embedder = get_embedder(self.settings)
+            generator = self._generator(opened, corpus, embedder)
+            chain = build_chain(embedder, HybridRetriever(opened, self.settings), answerer, generator)
+            self._loaded = _Loaded(opened, chain, answerer, generator)
             return self._loaded
+
+    def _generator(self, opened, corpus, embedder) -> GenerativeAnswerer | None:
+        """The LLM stage when ``settings.llm`` names a backend (imports nothing LLM-specific otherwise)."""
+        if self.settings.llm == "extractive":
+            return None
+        from assistant.generative import GenerativeAnswerer
+        from assistant.llm import LLMWriter
+        from assistant.verification import CitationChecker
+
+        checker = CitationChecker(opened, corpus, embedder, self.settings)
+        return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
+
+    def _standalone(self, text: str, history: Sequence[str], generator: GenerativeAnswerer | None) -> str:
+        """``text`` made standalone: by the LLM when one is configured, else (or if it fails) by rule."""
+        if history and generator is not None:
+            from assistant.errors import LLMError
+
+            try:
+                rewritten = generator.writer.rewrite_followup(text, list(history))
+                if 0 < len(rewritten) <= self.settings.max_question_chars:
+                    return rewritten
+            except LLMError as exc:
+                log.warning("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
+        return rewrite_followup(text, history)
 
     def answer(self, question: str, *, history: Sequence[str] | None = None, id: str | None = None) -> Answer:
         """Answer one question with citations, or decline when the essay does not say.
@@ -83,8 +111,8 @@ class Assistant:
         """
         started = time.perf_counter()
         text = validate(question, self.settings.max_question_chars)
-        standalone = rewrite_followup(text, history or [])
         loaded = self._load()
+        standalone = self._standalone(text, history or [], loaded.generator)
         state = loaded.chain.invoke({"question": profile(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
@@ -99,13 +127,17 @@ class Assistant:
             refused=not state["citations"],
             citations=state["citations"],
             passages=retrieved,
+            backend=state.get("backend", "extractive"),
             timings_ms={
                 "retrieve": state["retrieve_ms"],
                 "answer": state["answer_ms"],
+                **{k: state[f"{k}_ms"] for k in ("llm", "check") if f"{k}_ms" in state},
                 "total": (time.perf_counter() - started) * 1e3,
             },
             id=id,
             standalone_question=standalone,
+            verified=state.get("verified"),
+            fallback=state.get("fallback"),
         )
 
     def answer_many(self, items: Iterable[tuple[str | None, object]]) -> Iterable[Answer | AssistantError]:
