@@ -90,7 +90,7 @@ class GenerativeAnswerer:
         try:
             generation = self.writer.generate(question.text, passages)
         except LLMError as exc:
-            log.warning("LLM unavailable, answering extractively: %s", exc)
+            log.info("LLM unavailable, answering extractively: %s", exc)
             return state | out | {"fallback": str(exc), "llm_ms": (time.perf_counter() - started) * 1e3}
         llm_ms = generation.elapsed_ms
         started = time.perf_counter()

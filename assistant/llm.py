@@ -142,6 +142,9 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
                     "the openai backend needs an API key: set ASSISTANT_LLM_API_KEY (or OPENAI_API_KEY), "
                     "or point --llm-base-url at a local OpenAI-compatible server"
                 )
+            # langchain-openai sends max_completion_tokens, which llama.cpp and older vLLM servers
+            # ignore (and then generate up to their context size): a local server also gets max_tokens.
+            extra = {"extra_body": {"max_tokens": settings.llm_max_tokens}} if settings.llm_base_url else {}
             return ChatOpenAI(
                 model=model,
                 base_url=settings.llm_base_url,
@@ -150,6 +153,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
                 max_retries=0,
                 max_tokens=settings.llm_max_tokens,
                 temperature=0.0,
+                **extra,
             )
         if backend == "ollama":
             from langchain_ollama import ChatOllama
@@ -230,8 +234,8 @@ class LLMWriter:
         """Ask the LLM to answer ``question`` from ``passages`` (numbered 1..len(passages)).
 
         Reply formats are tried in :data:`FORMATS` order (from ``json_schema`` when
-        ``llm_structured_output`` is on, else ``text``); a server that rejects one (HTTP 400/422)
-        is asked again in the next, which is then used for later questions too.
+        ``llm_structured_output`` is on, else ``text``); a server that rejects one (HTTP 400/422,
+        or 500 naming ``response_format``) is asked again in the next, which is then used for later questions too.
 
         Raises:
             LLMError: On a missing package, timeout, connection error, rate limit or other failure.
@@ -245,7 +249,9 @@ class LLMWriter:
                 break
             except LLMError as exc:
                 status = getattr(exc.__cause__, "status_code", None)
-                if fmt == "text" or status not in (400, 422):
+                # llama_cpp.server answers an unknown response_format with HTTP 500 naming the field.
+                rejected = status in (400, 422) or (status == 500 and "response_format" in str(exc.__cause__))
+                if fmt == "text" or not rejected:
                     raise
                 following = FORMATS[FORMATS.index(fmt) + 1]
                 log.warning("the LLM server rejected the %s reply format (HTTP %s); trying %s", fmt, status, following)

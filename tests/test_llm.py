@@ -156,6 +156,20 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory):
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not start in 120 s:\n{log_path.read_text()[-2000:]}")
             time.sleep(0.5)
+        # One tiny completion: a llama.cpp built for the wrong CPU starts fine and dies here (SIGILL).
+        body = json.dumps({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}).encode()
+        request = urllib.request.Request(
+            f"{url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60):
+                pass
+        except OSError as exc:
+            time.sleep(0.5)
+            pytest.fail(
+                f"llama_cpp.server failed its first completion ({exc}; exit code {server.poll()}; 132 = SIGILL: "
+                f"build llama-cpp-python with GGML_NATIVE=OFF as the Makefile does):\n{log_path.read_text()[-2000:]}"
+            )
         yield url
     finally:
         server.terminate()
