@@ -86,13 +86,18 @@ class Assistant:
         """``text`` made standalone: by the LLM when one is configured, else (or if it fails) by rule."""
         if history and generator is not None:
             from assistant.errors import LLMError
+            from assistant.text import terms
 
             try:
                 rewritten = generator.writer.rewrite_followup(text, list(history))
-                if 0 < len(rewritten) <= self.settings.max_question_chars:
+                # A small model may answer instead of rewriting: keep it only if it still asks the
+                # question (shares a content term with it) and is not much longer than its sources.
+                limit = min(self.settings.max_question_chars, 2 * (len(text) + len(history[-1])))
+                if 0 < len(rewritten) <= limit and set(terms(rewritten)) & set(terms(text)):
                     return rewritten
+                log.info("LLM follow-up rewrite %r rejected; using the rule-based one", rewritten[:200])
             except LLMError as exc:
-                log.warning("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
+                log.info("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
         return rewrite_followup(text, history)
 
     def answer(self, question: str, *, history: Sequence[str] | None = None, id: str | None = None) -> Answer:
@@ -101,7 +106,8 @@ class Assistant:
         Args:
             question: The question, 1..``max_question_chars`` characters, no control characters.
             history: Earlier questions of the conversation, oldest first; a follow-up such as
-                "When did Japan do that?" is made standalone with their key terms.
+                "When did Japan do that?" is made standalone: by the LLM when one is configured
+                (checked to still share a content term with the question), else with their key terms.
             id: Copied to ``Answer.id``.
 
         Raises:

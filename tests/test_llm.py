@@ -249,6 +249,14 @@ def test_llm_timeout_falls_back_with_a_clear_message(settings, llm_server, assis
 
 @pytest.mark.llm
 @needs_server
+def test_followup_is_rewritten_and_still_checked(llm_assistant):
+    result = llm_assistant.answer("When did Japan do that?", history=["Why did Japan ban Huawei equipment?"])
+    assert "japan" in result.standalone_question.lower()
+    assert_checked(result, llm_assistant.settings.corpus_path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.llm
+@needs_server
 def test_cli_ask_with_llm_returns_a_checked_json_answer(settings, llm_server):
     env = os.environ | {"ASSISTANT_INDEX_DIR": str(settings.index_dir)}
     command = [sys.executable, "-m", "assistant.cli", "ask", "--json", "--llm", "openai"]
