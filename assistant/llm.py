@@ -45,8 +45,13 @@ SYSTEM_PROMPT = (
     "If the passages do not answer the question, reply exactly: " + DECLINE
 )
 STRUCTURED_NOTE = (
-    ' Reply in JSON: {"sentences": [{"text": "...", "citations": [2]}]}, one entry per sentence, '
-    "citations being the passage numbers."
+    ' Reply in JSON: an object with "sentences", a list with one object per sentence of your answer, '
+    'each with "text" (the sentence) and "citations" (the numbers of the passages it comes from).'
+)
+# Repeated after the question: small models follow the instruction nearest the end.
+USER_SUFFIX = (
+    "Answer in one or two sentences, using only the passages. End each sentence with the number of "
+    "the passage it comes from in square brackets, like [1]."
 )
 REWRITE_PROMPT = (
     "Rewrite the last question of a conversation so that it can be understood without the conversation. "
@@ -192,8 +197,11 @@ def describe_error(exc: BaseException, settings: Settings) -> str:
 
 
 def passages_block(passages: list[Passage]) -> str:
-    """The passages as the prompt shows them: ``[n] (section) text``, footnote markers removed."""
-    return "\n\n".join(f"[{n}] ({p.section}) {strip_footnotes(p.text)}" for n, p in enumerate(passages, start=1))
+    """The passages as the prompt shows them: ``[n] text``, footnote markers removed.
+
+    No section titles: small models copy them into the answer.
+    """
+    return "\n\n".join(f"[{n}] {strip_footnotes(p.text)}" for n, p in enumerate(passages, start=1))
 
 
 class LLMWriter:
@@ -218,7 +226,8 @@ class LLMWriter:
     def messages(self, question: str, passages: list[Passage], *, structured: bool) -> list[tuple[str, str]]:
         """The prompt: a system message and a user message with the numbered passages."""
         system = SYSTEM_PROMPT + (STRUCTURED_NOTE if structured else "")
-        user = f"Passages:\n\n{passages_block(passages)}\n\nQuestion: {question}"
+        suffix = "Reply in the JSON format described above." if structured else USER_SUFFIX
+        user = f"Passages:\n\n{passages_block(passages)}\n\nQuestion: {question}\n{suffix}"
         return [("system", system), ("human", user)]
 
     def _invoke(self, runnable: Any, messages: list[tuple[str, str]]) -> Any:

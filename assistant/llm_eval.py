@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--index-dir", type=Path)
     parser.add_argument("--out", type=Path, help="Write the per-question rows here (JSON).")
+    parser.add_argument("--text", action="store_true", help="Plain-text replies (llm_structured_output off).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = Settings(**({"index_dir": args.index_dir} if args.index_dir else {}))
@@ -137,7 +138,14 @@ def main() -> None:
             print(json.dumps({k: round(v, 3) for k, v in row.items()}))
         return
     items = load_items(DEV_SET)
-    llm = base.model_copy(update={"llm": "openai", "llm_base_url": args.base_url, "llm_model": args.model})
+    llm = base.model_copy(
+        update={
+            "llm": "openai",
+            "llm_base_url": args.base_url,
+            "llm_model": args.model,
+            "llm_structured_output": not args.text,
+        }
+    )
     report = {"extractive": run(Assistant(base), items), "llm": run(Assistant(llm), items)}
     if args.out:
         args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
