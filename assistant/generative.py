@@ -98,7 +98,9 @@ class GenerativeAnswerer:
         check_ms = (time.perf_counter() - started) * 1e3
         out |= {"verified": verification.to_dict(), "llm_ms": llm_ms, "check_ms": check_ms}
         declined = all(DECLINE.lower().rstrip(".") in text.lower() for text, _ in generation.sentences)
-        if not generation.sentences or declined:
+        if not generation.sentences:
+            reason = "the LLM wrote no answer sentence (empty or unreadable reply)"
+        elif declined:
             reason = "the LLM declined to answer from the passages"
         elif not verification.kept:
             reason = "no generated sentence was supported by the passage it cites"

@@ -182,6 +182,8 @@ def describe_error(exc: BaseException, settings: Settings) -> str:
     name = type(exc).__name__
     where = settings.llm_base_url or f"the default {settings.llm} server"
     text = f"{name}: {exc}".lower()
+    if "lengthfinishreason" in name.lower():
+        return f"the LLM reply was cut off at {settings.llm_max_tokens} tokens (ASSISTANT_LLM_MAX_TOKENS)"
     if "timeout" in text or "timed out" in text:
         return f"the LLM at {where} did not answer within {settings.llm_timeout_s:g} s (ASSISTANT_LLM_TIMEOUT_S)"
     if "ratelimit" in name.lower() or "429" in text or "rate limit" in text:
