@@ -216,8 +216,11 @@ def test_smollm2_answers_are_checked_before_they_reach_the_user(llm_assistant, d
     results = [llm_assistant.answer(item["question"]) for item in items]
     for result in results:
         assert_checked(result, corpus_text)
-        # The LLM was asked and its answer checked (or, on a machine too busy, it timed out).
-        assert result.verified is not None or "did not answer within" in result.fallback
+        # The LLM was asked and its answer checked; or the essay does not answer (LLM not asked);
+        # or, on a machine too busy, it timed out.
+        assert result.verified is not None or any(
+            reason in result.fallback for reason in ("LLM not asked", "did not answer within")
+        )
     # SmolLM2-135M rarely cites: its uncited or unsupported answers must fall back.
     assert any(r.fallback for r in results)
 
