@@ -112,7 +112,11 @@ class Answer:
         refused: True when the essay does not answer the question (no citations then).
         citations: One per marker, ``n`` = 1..N in order of first use.
         passages: The retrieved passages, best first (``top_k`` of them).
-        backend: Which answerer wrote it (``"extractive"``).
+        backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
+            ``"ollama"``) when its checked answer is shown.
+        verified: With an LLM backend, the citation check of what it wrote
+            (:meth:`assistant.verification.Verification.to_dict`); ``None`` otherwise.
+        fallback: Why the extractive answer was shown although an LLM is configured, if it was.
         timings_ms: ``retrieve``, ``answer`` and ``total`` wall times in milliseconds.
         id: The caller's id for the question (batch mode), if any.
         standalone_question: The question as retrieved for, after a follow-up was made
@@ -130,6 +134,8 @@ class Answer:
     id: str | None = None
     standalone_question: str = ""
     answerability: float | None = None
+    verified: dict[str, Any] | None = None
+    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form documented in the README (``id`` only when set)."""
@@ -150,6 +156,8 @@ class Answer:
                 for r in self.passages
             ],
             "backend": self.backend,
+            **({"verified": self.verified} if self.verified is not None else {}),
+            **({"fallback": self.fallback} if self.fallback is not None else {}),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
         return data

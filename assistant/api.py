@@ -18,6 +18,7 @@ from assistant.retrieval import RetrievedPassage
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class _Loaded:
     index: LoadedIndex
     chain: Runnable
     answerer: ExtractiveAnswerer
+    generator: GenerativeAnswerer | None = None
 
 
 class Assistant:
@@ -62,9 +64,40 @@ class Assistant:
             opened = index.open_index(self.settings)
             corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
-            chain = build_chain(get_embedder(self.settings), HybridRetriever(opened, self.settings), answerer)
-            self._loaded = _Loaded(opened, chain, answerer)
+            embedder = get_embedder(self.settings)
+            generator = self._generator(opened, corpus, embedder)
+            chain = build_chain(embedder, HybridRetriever(opened, self.settings), answerer, generator)
+            self._loaded = _Loaded(opened, chain, answerer, generator)
             return self._loaded
+
+    def _generator(self, opened, corpus, embedder) -> GenerativeAnswerer | None:
+        """The LLM stage when ``settings.llm`` names a backend (imports nothing LLM-specific otherwise)."""
+        if self.settings.llm == "extractive":
+            return None
+        from assistant.generative import GenerativeAnswerer
+        from assistant.llm import LLMWriter
+        from assistant.verification import CitationChecker
+
+        checker = CitationChecker(opened, corpus, embedder, self.settings)
+        return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
+
+    def _standalone(self, text: str, history: Sequence[str], generator: GenerativeAnswerer | None) -> str:
+        """``text`` made standalone: by the LLM when one is configured, else (or if it fails) by rule."""
+        if history and generator is not None:
+            from assistant.errors import LLMError
+            from assistant.text import terms
+
+            try:
+                rewritten = generator.writer.rewrite_followup(text, list(history))
+                # A small model may answer instead of rewriting: keep it only if it still asks the
+                # question (shares a content term with it) and is not much longer than its sources.
+                limit = min(self.settings.max_question_chars, 2 * (len(text) + len(history[-1])))
+                if 0 < len(rewritten) <= limit and set(terms(rewritten)) & set(terms(text)):
+                    return rewritten
+                log.info("LLM follow-up rewrite %r rejected; using the rule-based one", rewritten[:200])
+            except LLMError as exc:
+                log.info("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
+        return rewrite_followup(text, history)
 
     def answer(self, question: str, *, history: Sequence[str] | None = None, id: str | None = None) -> Answer:
         """Answer one question with citations, or decline when the essay does not say.
@@ -72,7 +105,8 @@ class Assistant:
         Args:
             question: The question, 1..``max_question_chars`` characters, no control characters.
             history: Earlier questions of the conversation, oldest first; a follow-up such as
-                "When did Japan do that?" is made standalone with their key terms.
+                "When did Japan do that?" is made standalone: by the LLM when one is configured
+                (checked to still share a content term with the question), else with their key terms.
             id: Copied to ``Answer.id``.
 
         Raises:
@@ -83,7 +117,7 @@ class Assistant:
         text = validate(question, self.settings.max_question_chars)
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
-        standalone = rewrite_followup(text, history or [])
+        standalone = self._standalone(text, history or [], loaded.generator)
         state = loaded.chain.invoke({"question": profile(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
@@ -98,14 +132,18 @@ class Assistant:
             refused=not state["citations"],
             citations=state["citations"],
             passages=retrieved,
+            backend=state.get("backend", "extractive"),
             timings_ms={
                 "retrieve": state["retrieve_ms"],
                 "answer": state["answer_ms"],
+                **{k: state[f"{k}_ms"] for k in ("llm", "check") if f"{k}_ms" in state},
                 "total": (time.perf_counter() - started) * 1e3,
             },
             id=id,
             standalone_question=standalone,
             answerability=state["answerability"],
+            verified=state.get("verified"),
+            fallback=state.get("fallback"),
         )
 
 
