@@ -504,10 +504,13 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
 
     embedder = get_embedder(settings)
     lease = lease_build(state.path) if state.path is not None else None
+    folder = state.path
+    if folder is not None and not _writable(folder):
+        folder = _read_only_copy(folder)
     try:
-        if state.path is not None:
-            store = _store(state.path, PASSAGES, embedder)
-            sentence_store = _store(state.path, SENTENCES, None)
+        if folder is not None:
+            store = _store(folder, PASSAGES, embedder)
+            sentence_store = _store(folder, SENTENCES, None)
         else:
             store = _server_store(settings, state.build or "", PASSAGES, embedder)
             sentence_store = _server_store(settings, state.build or "", SENTENCES, None)
@@ -559,6 +562,29 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
         build=state.build or "",
         lease=lease,
     )
-    if state.path is not None:  # the folder's SQLite connection closes once no question uses it
+    if folder is not None:  # the folder's SQLite connection closes once no question uses it
         weakref.finalize(loaded, close_store, store)
+        if folder != state.path:
+            weakref.finalize(loaded, shutil.rmtree, folder.parent, ignore_errors=True)
     return loaded
+
+
+def _writable(build: Path) -> bool:
+    """Whether Chroma can open ``build``: it writes to its SQLite file even to read."""
+    return all(os.access(p, os.W_OK) for p in [build, *build.glob("*.sqlite3")])
+
+
+def _read_only_copy(build: Path) -> Path:
+    """Copy a read-only build (e.g. on a read-only mount) to a private temp folder and return it."""
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="essay-assistant-ro-")) / build.name
+    log.warning("the index in %s is read-only; serving a private copy in %s", build, target)
+    try:
+        shutil.copytree(build, target, ignore=shutil.ignore_patterns(READERS))
+    except OSError as exc:
+        raise IndexStoreError(
+            f"the index in {build} is read-only and cannot be copied to {target.parent} ({exc}); "
+            "set ASSISTANT_INDEX_DIR to a writable folder and run `essay-assistant index build`"
+        ) from exc
+    return target
