@@ -326,19 +326,21 @@ def _build_server_locked(settings: Settings, *, progress: bool) -> IndexStatus:
     started = time.perf_counter()
     embedder = get_embedder(settings)
     name = _new_build_name()
-    pointer = chroma_server.read_pointer(settings)
     try:
         store = _server_store(settings, name, PASSAGES, embedder)
         sentence_store = _server_store(settings, name, SENTENCES, embedder)
         manifest = _fill(settings, store, sentence_store, progress=progress)
         manifest["build_s"] = round(time.perf_counter() - started, 2)
-        chroma_server.write_pointer(settings, name, pointer["current"], manifest)
+        previous = chroma_server.read_pointer(settings)["current"]
+        chroma_server.write_pointer(settings, name, previous, manifest)
     except BaseException:
         chroma_server.delete_build(settings, name)
         raise
-    keep = {name, pointer["current"]}
-    for old in chroma_server.builds(settings) - keep:
-        chroma_server.delete_build(settings, old)
+    # Names sort by creation time: delete only builds older than the previous one, never one
+    # that a builder on another machine may still be writing.
+    for old in chroma_server.builds(settings):
+        if previous and old < previous:
+            chroma_server.delete_build(settings, old)
     location = f"{chroma_server.describe(settings)}, build {name}"
     log.info("index built on %s in %.1f s", location, manifest["build_s"])
     return IndexStatus("fresh", [], None, manifest, name, location)
