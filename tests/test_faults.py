@@ -6,6 +6,7 @@ Complements tests/test_index.py (garbage database, edited corpus hash, killed-be
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -170,12 +171,24 @@ def test_concurrent_rebuild_gets_a_clear_message_within_seconds(built, tmp_path)
         holder.wait()
 
 
+def _open_files() -> list[str]:
+    """What this process has open (paths, pipes, sockets), from /proc."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # closed meanwhile (e.g. listdir's own descriptor)
+            pass
+    return found
+
+
 def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
     """Two `index rebuild` processes run back to back while two threads keep asking questions."""
     own = _copy(built, tmp_path)
     served = Assistant(own)
     expected = {q: served.answer(q).to_dict() for q in QUESTIONS}
     first_build = served._loaded.index.build
+    fds_before = len(_open_files())
     held = index.open_index(own)  # a slow question still reading the first build
     failures: list[str] = []
     answered: list[str] = []
@@ -215,10 +228,17 @@ def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
     final = index.served_build(own)
     assert served.answer(HUAWEI).to_dict()["answer"] == expected[HUAWEI]["answer"]
     assert served._loaded.index.build == final != first_build
-    # The first build was kept while a reader still held it, and goes once released.
     builds = own.index_dir / "builds"
     assert (builds / first_build / "manifest.json").is_file()
-    held.lease.release()
+    # Old builds' SQLite connections are closed once no question uses them: no descriptor leak.
+    del held
+    gc.collect()
+    open_files = _open_files()
+    in_builds = {Path(f).relative_to(builds).parts[0] for f in open_files if f.startswith(str(builds))}
+    assert in_builds <= {final}, in_builds
+    assert len(open_files) - fds_before < 10
+    # The first build was kept while a reader still held it, and goes once released.
+    assert (builds / first_build / "manifest.json").is_file()
     index._remove_old_builds(builds, keep={final, index._previous_name(own.index_dir)})
     assert not (builds / first_build).exists()
 
