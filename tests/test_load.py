@@ -68,3 +68,50 @@ def test_sixteen_sessions_without_errors(server):
     )
     assert errors == []
     assert len(latencies) >= SESSIONS
+
+
+def test_app_keeps_answering_while_another_process_rebuilds(server, assistant):
+    """A steady stream of API questions while `essay-assistant index rebuild` runs: none fails, the app switches."""
+    import subprocess
+    import sys
+
+    from gradio_client import Client
+
+    from assistant import index
+
+    question = QUESTIONS[0]
+    expected = assistant.answer(question).to_dict()
+    before = index.served_build(assistant.settings)
+    rebuild = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "index", "rebuild"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[str] = []
+    answered = [0]
+
+    def ask() -> None:
+        client = Client(server, verbose=False)
+        while rebuild.poll() is None:
+            try:
+                got = client.predict(question, [], api_name="/answer")
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if got["answer"] != expected["answer"] or got["citations"] != expected["citations"]:
+                errors.append("a different answer")
+            answered[0] += 1
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert rebuild.wait(timeout=300) == 0, rebuild.stderr.read()
+    print(f"\napp during a rebuild: {answered[0]} answers, {len(errors)} errors")
+    assert errors == [] and answered[0] > 0
+    after = index.served_build(assistant.settings)
+    assert after != before
+    Client(server, verbose=False).predict(question, [], api_name="/answer")
+    assert assistant._loaded.index.build == after  # picked up without a restart
