@@ -38,8 +38,11 @@ class Assistant:
     """Answers questions about the essay, loading the model and index once.
 
     The index is opened on the first question (built first if missing or stale). When
-    another process swaps in a new build, the next question picks it up. Safe to share
-    between threads.
+    another process swaps in a new build, the next question picks it up; questions already
+    running finish on the build they started with, which stays readable until they are done
+    (see :class:`assistant.index.BuildLease`). A question whose search fails because its build
+    was swapped out meanwhile is answered again from the new build. Safe to share between
+    threads.
 
     Args:
         settings: Settings to use; default ``Settings()`` (environment variables applied).
@@ -59,7 +62,7 @@ class Assistant:
 
         with self._lock:
             loaded = self._loaded
-            if loaded is not None and index.current_build(self.settings.index_dir) == loaded.index.path:
+            if loaded is not None and index.served_build(self.settings) == loaded.index.build:
                 return loaded
             opened = index.open_index(self.settings)
             corpus = load_corpus(self.settings.corpus_path)
@@ -115,10 +118,26 @@ class Assistant:
 
         """
         text = validate(question, self.settings.max_question_chars)
+        if isinstance(history, str):
+            history = [history]
+        limit = self.settings.max_question_chars
+        history = [h[:limit] for h in (history or []) if isinstance(h, str)]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
-        standalone = self._standalone(text, history or [], loaded.generator)
-        state = loaded.chain.invoke({"question": profile(standalone)})
+        standalone = self._standalone(text, history, loaded.generator)
+        try:
+            state = loaded.chain.invoke({"question": profile(standalone)})
+        except AssistantError:
+            raise
+        except Exception:
+            # A rebuild may have removed the build under this question (e.g. on a Chroma
+            # server); if so, answer from the new build. Otherwise it is a real failure.
+            fresh = self._load()
+            if fresh is loaded:
+                raise
+            log.info("index changed during a question; answering it from build %s", fresh.index.build)
+            loaded = fresh
+            state = loaded.chain.invoke({"question": profile(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
         shown = {r.passage.id for r in retrieved}

@@ -266,7 +266,7 @@ def chat(
 
 def _print_status(state) -> None:
     manifest = state.manifest
-    typer.echo(f"index: {state.state}" + (f" ({state.path})" if state.path else ""))
+    typer.echo(f"index: {state.state}" + (f" ({state.location})" if state.location else ""))
     for reason in state.reasons:
         typer.echo(f"  why: {reason}")
     if manifest:

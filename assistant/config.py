@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     rebuild_lock_timeout_s: float = Field(
         5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."
     )
+    chroma_url: str | None = Field(
+        None,
+        description=(
+            "URL of a Chroma server (e.g. http://127.0.0.1:8000) to hold the index instead of "
+            "index_dir, so that several app replicas share one index. None: the local folder."
+        ),
+    )
+    chroma_prefix: str = Field(
+        "essay-assistant",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,40}$",
+        description="Prefix of the collections this assistant keeps on the Chroma server.",
+    )
+    chroma_timeout_s: float = Field(
+        10.0, gt=0.0, description="How long to wait for the Chroma server before reporting it unreachable."
+    )
 
     llm: Literal["extractive", "openai", "ollama"] = Field(
         "extractive",

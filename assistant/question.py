@@ -95,22 +95,28 @@ def validate(question: object, max_chars: int) -> str:
 
     Raises:
         InvalidQuestionError: If it is not a string, is empty or whitespace only, is longer
-            than ``max_chars`` characters, or contains control characters (other than tab
-            and newline).
+            than ``max_chars`` characters, contains control characters (other than tab
+            and newline) or lone surrogates (undecodable bytes).
 
     """
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be text, not {type(question).__name__}")
+    if len(question) > 10 * max_chars:  # reject huge input before scanning it
+        raise InvalidQuestionError(_too_long(len(question), max_chars))
     if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in question):
         raise InvalidQuestionError("the question contains control characters; remove them and ask again")
+    if any(unicodedata.category(c) == "Cs" for c in question):
+        raise InvalidQuestionError("the question is not valid Unicode text (it holds a lone surrogate)")
     text = " ".join(question.split())
     if not text:
         raise InvalidQuestionError("the question is empty; ask something about the essay")
     if len(text) > max_chars:
-        raise InvalidQuestionError(
-            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
-        )
+        raise InvalidQuestionError(_too_long(len(text), max_chars))
     return text
+
+
+def _too_long(length: int, max_chars: int) -> str:
+    return f"the question is {length:,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
 
 
 def profile(text: str) -> QuestionProfile:
