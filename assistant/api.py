@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from assistant.answering import Answer, ExtractiveAnswerer
 from assistant.config import Settings
 from assistant.corpus import load_corpus
+from assistant.errors import AssistantError
 from assistant.question import profile, rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
