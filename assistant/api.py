@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from assistant.retrieval import RetrievedPassage
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,18 @@ class _Loaded:
     index: LoadedIndex
     chain: Runnable
     answerer: ExtractiveAnswerer
+    generator: GenerativeAnswerer | None = None
 
 
 class Assistant:
     """Answers questions about the essay, loading the model and index once.
 
     The index is opened on the first question (built first if missing or stale). When
-    another process swaps in a new build, the next question picks it up. Safe to share
-    between threads.
+    another process swaps in a new build, the next question picks it up; questions already
+    running finish on the build they started with, which stays readable until they are done
+    (see :class:`assistant.index.BuildLease`). A question whose search fails because its build
+    was swapped out meanwhile is answered again from the new build. Safe to share between
+    threads.
 
     Args:
         settings: Settings to use; default ``Settings()`` (environment variables applied).
@@ -58,14 +63,45 @@ class Assistant:
 
         with self._lock:
             loaded = self._loaded
-            if loaded is not None and index.current_build(self.settings.index_dir) == loaded.index.path:
+            if loaded is not None and index.served_build(self.settings) == loaded.index.build:
                 return loaded
             opened = index.open_index(self.settings)
             corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
-            chain = build_chain(get_embedder(self.settings), HybridRetriever(opened, self.settings), answerer)
-            self._loaded = _Loaded(opened, chain, answerer)
+            embedder = get_embedder(self.settings)
+            generator = self._generator(opened, corpus, embedder)
+            chain = build_chain(embedder, HybridRetriever(opened, self.settings), answerer, generator)
+            self._loaded = _Loaded(opened, chain, answerer, generator)
             return self._loaded
+
+    def _generator(self, opened, corpus, embedder) -> GenerativeAnswerer | None:
+        """The LLM stage when ``settings.llm`` names a backend (imports nothing LLM-specific otherwise)."""
+        if self.settings.llm == "extractive":
+            return None
+        from assistant.generative import GenerativeAnswerer
+        from assistant.llm import LLMWriter
+        from assistant.verification import CitationChecker
+
+        checker = CitationChecker(opened, corpus, embedder, self.settings)
+        return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
+
+    def _standalone(self, text: str, history: Sequence[str], generator: GenerativeAnswerer | None) -> str:
+        """``text`` made standalone: by the LLM when one is configured, else (or if it fails) by rule."""
+        if history and generator is not None:
+            from assistant.errors import LLMError
+            from assistant.text import terms
+
+            try:
+                rewritten = generator.writer.rewrite_followup(text, list(history))
+                # A small model may answer instead of rewriting: keep it only if it still asks the
+                # question (shares a content term with it) and is not much longer than its sources.
+                limit = min(self.settings.max_question_chars, 2 * (len(text) + len(history[-1])))
+                if 0 < len(rewritten) <= limit and set(terms(rewritten)) & set(terms(text)):
+                    return rewritten
+                log.info("LLM follow-up rewrite %r rejected; using the rule-based one", rewritten[:200])
+            except LLMError as exc:
+                log.info("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
+        return rewrite_followup(text, history)
 
     def answer(self, question: str, *, history: Sequence[str] | None = None, id: str | None = None) -> Answer:
         """Answer one question with citations, or decline when the essay does not say.
@@ -73,7 +109,8 @@ class Assistant:
         Args:
             question: The question, 1..``max_question_chars`` characters, no control characters.
             history: Earlier questions of the conversation, oldest first; a follow-up such as
-                "When did Japan do that?" is made standalone with their key terms.
+                "When did Japan do that?" is made standalone: by the LLM when one is configured
+                (checked to still share a content term with the question), else with their key terms.
             id: Copied to ``Answer.id``.
 
         Raises:
@@ -82,10 +119,26 @@ class Assistant:
 
         """
         text = validate(question, self.settings.max_question_chars)
+        if isinstance(history, str):
+            history = [history]
+        limit = self.settings.max_question_chars
+        history = [h[:limit] for h in (history or []) if isinstance(h, str)]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
-        standalone = rewrite_followup(text, history or [])
-        state = loaded.chain.invoke({"question": profile(standalone)})
+        standalone = self._standalone(text, history, loaded.generator)
+        try:
+            state = loaded.chain.invoke({"question": profile(standalone)})
+        except AssistantError:
+            raise
+        except Exception:
+            # A rebuild may have removed the build under this question (e.g. on a Chroma
+            # server); if so, answer from the new build. Otherwise it is a real failure.
+            fresh = self._load()
+            if fresh is loaded:
+                raise
+            log.info("index changed during a question; answering it from build %s", fresh.index.build)
+            loaded = fresh
+            state = loaded.chain.invoke({"question": profile(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
         shown = {r.passage.id for r in retrieved}
@@ -99,23 +152,19 @@ class Assistant:
             refused=not state["citations"],
             citations=state["citations"],
             passages=retrieved,
+            backend=state.get("backend", "extractive"),
             timings_ms={
                 "retrieve": state["retrieve_ms"],
                 "answer": state["answer_ms"],
+                **{k: state[f"{k}_ms"] for k in ("llm", "check") if f"{k}_ms" in state},
                 "total": (time.perf_counter() - started) * 1e3,
             },
             id=id,
             standalone_question=standalone,
             answerability=state["answerability"],
+            verified=state.get("verified"),
+            fallback=state.get("fallback"),
         )
-
-    def answer_many(self, items: Iterable[tuple[str | None, object]]) -> Iterable[Answer | AssistantError]:
-        """Answer ``(id, question)`` pairs in order, yielding an error in place of a bad one."""
-        for item_id, question in items:
-            try:
-                yield self.answer(question, id=item_id)  # type: ignore[arg-type]
-            except AssistantError as exc:
-                yield exc
 
 
 _default: Assistant | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
@@ -18,9 +18,21 @@ from assistant.answering import ExtractiveAnswerer
 from assistant.embeddings import Embedder
 from assistant.retrieval import HybridRetriever
 
+if TYPE_CHECKING:
+    from assistant.generative import GenerativeAnswerer
 
-def build_chain(embedder: Embedder, retriever: HybridRetriever, answerer: ExtractiveAnswerer) -> Runnable:
-    """Wire the stages; each adds its wall time as ``retrieve_ms`` / ``answer_ms``."""
+
+def build_chain(
+    embedder: Embedder,
+    retriever: HybridRetriever,
+    answerer: ExtractiveAnswerer,
+    generator: GenerativeAnswerer | None = None,
+) -> Runnable:
+    """Wire the stages; each adds its wall time as ``retrieve_ms`` / ``answer_ms``.
+
+    With a ``generator`` (an LLM backend is configured) a third stage writes and checks an LLM
+    answer, falling back to the extractive one (see :mod:`assistant.generative`).
+    """
 
     def retrieve(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
@@ -47,4 +59,5 @@ def build_chain(embedder: Embedder, retriever: HybridRetriever, answerer: Extrac
             "answer_ms": (time.perf_counter() - started) * 1e3,
         }
 
-    return RunnableLambda(retrieve) | RunnableLambda(compose)
+    chain = RunnableLambda(retrieve) | RunnableLambda(compose)
+    return chain if generator is None else chain | RunnableLambda(generator.run)

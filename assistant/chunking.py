@@ -10,17 +10,11 @@ corpus and parameters always give the same ids.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.corpus import REFERENCES, Corpus, Span, footnotes_in
-
-# A sentence opening that leans on the sentence before it.
-LINKED = re.compile(
-    r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b|"
-    r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
-)
+from assistant.text import leans_on_previous
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,7 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
             previous = groups[-1]
             if (
                 len(previous) > 1
-                and LINKED.match(text[sentence.start : sentence.end])
+                and leans_on_previous(text[sentence.start : sentence.end])
                 and count_tokens(text[previous[-1].start : sentence.end]) <= chunk_tokens
             ):
                 groups[-1] = previous[:-1]

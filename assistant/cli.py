@@ -136,16 +136,36 @@ def ask(
             'writes one JSON answer per line, in order. A bad line gets an {"error"} line.',
         ),
     ] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="Who writes the answer: extractive (default, no LLM), openai (any OpenAI-compatible server) "
+            "or ollama. LLM answers are checked against the passages; the extractive answer is the fallback "
+            "[env: ASSISTANT_LLM]. API key: ASSISTANT_LLM_API_KEY or OPENAI_API_KEY.",
+        ),
+    ] = None,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(help="LLM server URL, e.g. http://127.0.0.1:8000/v1 [env: ASSISTANT_LLM_BASE_URL]."),
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="LLM model name [env: ASSISTANT_LLM_MODEL].")] = None,
+    llm_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
+    ] = None,
 ) -> None:
     """Answer a question with cited sentences from the essay (builds the index on first use)."""
     from assistant.api import Assistant
 
     if (question is None) == (jsonl is None):
         raise _fail("give either a QUESTION or --jsonl FILE (see `essay-assistant ask --help`)", EXIT_BAD_INPUT)
+    given = {"llm": llm, "llm_base_url": llm_base_url, "llm_model": llm_model, "llm_timeout_s": llm_timeout}
+    _overrides.update({k: v for k, v in given.items() if v is not None})
     assistant = Assistant(_settings())
     try:
         if jsonl is None:
             result = assistant.answer(question)
+            if result.fallback and not as_json:
+                typer.echo(f"note: showing the extractive answer: {result.fallback}", err=True)
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else render_text(result))
             return
         failures = 0
@@ -246,7 +266,7 @@ def chat(
 
 def _print_status(state) -> None:
     manifest = state.manifest
-    typer.echo(f"index: {state.state}" + (f" ({state.path})" if state.path else ""))
+    typer.echo(f"index: {state.state}" + (f" ({state.location})" if state.location else ""))
     for reason in state.reasons:
         typer.echo(f"  why: {reason}")
     if manifest:

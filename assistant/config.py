@@ -74,6 +74,56 @@ class Settings(BaseSettings):
     rebuild_lock_timeout_s: float = Field(
         5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."
     )
+    chroma_url: str | None = Field(
+        None,
+        description=(
+            "URL of a Chroma server (e.g. http://127.0.0.1:8000) to hold the index instead of "
+            "index_dir, so that several app replicas share one index. None: the local folder."
+        ),
+    )
+    chroma_prefix: str = Field(
+        "essay-assistant",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,40}$",
+        description="Prefix of the collections this assistant keeps on the Chroma server.",
+    )
+    chroma_timeout_s: float = Field(
+        10.0, gt=0.0, description="How long to wait for the Chroma server before reporting it unreachable."
+    )
+
+    llm: Literal["extractive", "openai", "ollama"] = Field(
+        "extractive",
+        description=(
+            "Who writes the answer: 'extractive' (essay sentences, no LLM), 'openai' (any "
+            "OpenAI-compatible server: hosted API, vLLM, llama.cpp) or 'ollama'. LLM answers are "
+            "checked against the passages (assistant/verification.py). Needs the [llm] extra."
+        ),
+    )
+    llm_base_url: str | None = Field(
+        None, description="LLM server URL, e.g. http://127.0.0.1:8000/v1 (default: the backend's own)."
+    )
+    llm_model: str | None = Field(
+        None, description="Model name sent to the LLM server (default: gpt-4o-mini for openai, llama3.2 for ollama)."
+    )
+    llm_timeout_s: float = Field(30.0, gt=0.0, le=600.0, description="Longest wait for one LLM reply, in seconds.")
+    llm_max_tokens: int = Field(300, ge=16, le=4096, description="Most tokens the LLM may generate per reply.")
+    llm_structured_output: bool = Field(
+        True,
+        description=(
+            "Ask the LLM for JSON ({sentences: [{text, citations}]}) through the server's JSON-schema "
+            "response format; on a server that rejects it, or when off, plain text with [n] markers is parsed."
+        ),
+    )
+    support_threshold: float = Field(
+        0.55,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Least support score (0..1) for a generated sentence to be kept: the mean of its cosine "
+            "similarity and its term coverage against the best sentence of the passage it cites. "
+            "Chosen on tests/data/dev.jsonl: the most accurate threshold with precision >= 0.9 "
+            "(0.91 precision, 0.53 recall on gold answers; docs/llm.md)."
+        ),
+    )
 
     @property
     def corpus_path(self) -> Path:

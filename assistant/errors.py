@@ -22,3 +22,7 @@ class ModelError(AssistantError):
 
 class IndexStoreError(AssistantError):
     """The index is missing, corrupt, locked by a rebuild, or cannot be written."""
+
+
+class LLMError(AssistantError):
+    """The LLM backend is not installed, misconfigured, unreachable, too slow or refused the request."""

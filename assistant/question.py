@@ -36,6 +36,14 @@ _TYPES = [  # first match wins
         "who",
         re.compile(r"\b(who|whom|whose|which (official|minister|person|leader|people|company|companies)s?)\b", re.I),
     ),
+    (
+        "definition",
+        re.compile(
+            r"^(what (is|are) (an? |the )?[\"“]?[\w’' -]{3,40}[\"”]?\?$|"
+            r"what does (the )?[\"“]?[\w’' -]{3,40}[\"”]? (mean|refer to)\b|define\b|what is meant by\b)",
+            re.I,
+        ),
+    ),
 ]
 
 
@@ -44,6 +52,11 @@ _WH_PHRASE = re.compile(
     r"^(?:\w+ )?(?:what|which|how much|how many)\s+(?P<phrase>(?:[\w’'-]+\s+){1,4}?)" + _AUXILIARY, re.I
 )
 _WHAT_IS = re.compile(r"^(?:what|which) (?:is|are|was|were) (?:the |a |an )?(?P<phrase>[\w-]+(?: [\w-]+)?) of\b", re.I)
+_SUBJECT = re.compile(
+    r"(?:what (?:is|are) (?:an? |the )?|what does (?:the )?|define |what is meant by )"
+    r"(?P<term>[\"“]?[\w’' -]{3,40}?[\"”]?)(?: mean| refer to)?\s*\??$",
+    re.I,
+)
 _QUOTED = re.compile(r"[\"“]([^\"“”]{3,200})[\"”]")
 _NAME_LIKE = re.compile(r"\b(?:[A-Z][A-Za-z]+|\d[\w-]*)")
 _SENTENCE_START = re.compile(r"(?:^|[.?!:]\s*[\"“]?)\s*$")
@@ -55,11 +68,15 @@ class QuestionProfile:
 
     Attributes:
         text: The question, whitespace-normalised.
-        kind: ``author`` (who wrote the essay, its title), ``summary``, ``compare``, ``why``,
-            ``date``, ``number``, ``who`` or ``fact``.
+        kind: ``author`` (who wrote the essay, its title), ``definition`` ("What is X?"),
+            ``summary``, ``compare``, ``why``, ``date``, ``number``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).
         terms: Stemmed content terms.
         names: Capitalised words and numbers in it (not the first word), as written.
+        quoted: Phrases of two or more words it quotes ("…" or “…”), lower-cased.
+        focus: Stemmed lower-case terms naming what is asked for: "city" in "In which Japanese
+            city is…", "population" in "What is the population of…".
+        subject: For a definition question, the term to define, lower-cased.
 
     """
 
@@ -70,6 +87,7 @@ class QuestionProfile:
     names: tuple[str, ...]
     quoted: tuple[str, ...] = ()
     focus: tuple[str, ...] = ()
+    subject: str = ""
 
 
 def validate(question: object, max_chars: int) -> str:
@@ -77,27 +95,36 @@ def validate(question: object, max_chars: int) -> str:
 
     Raises:
         InvalidQuestionError: If it is not a string, is empty or whitespace only, is longer
-            than ``max_chars`` characters, or contains control characters (other than tab
-            and newline).
+            than ``max_chars`` characters, contains control characters (other than tab
+            and newline) or lone surrogates (undecodable bytes).
 
     """
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be text, not {type(question).__name__}")
+    if len(question) > 10 * max_chars:  # reject huge input before scanning it
+        raise InvalidQuestionError(_too_long(len(question), max_chars))
     if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in question):
         raise InvalidQuestionError("the question contains control characters; remove them and ask again")
+    if any(unicodedata.category(c) == "Cs" for c in question):
+        raise InvalidQuestionError("the question is not valid Unicode text (it holds a lone surrogate)")
     text = " ".join(question.split())
     if not text:
         raise InvalidQuestionError("the question is empty; ask something about the essay")
     if len(text) > max_chars:
-        raise InvalidQuestionError(
-            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
-        )
+        raise InvalidQuestionError(_too_long(len(text), max_chars))
     return text
+
+
+def _too_long(length: int, max_chars: int) -> str:
+    return f"the question is {length:,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
 
 
 def profile(text: str) -> QuestionProfile:
     """Classify a validated question and extract its terms."""
     kind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
+    subject = _definition_subject(text) if kind == "definition" else ""
+    if kind == "definition" and not subject:
+        kind = "fact"
     # Capitalised words that do not open a sentence, and numbers: the question's named things.
     names = tuple(
         m.group(0)
@@ -113,7 +140,16 @@ def profile(text: str) -> QuestionProfile:
         names=names,
         quoted=tuple(q.lower().strip(" ,.") for q in _QUOTED.findall(text) if len(q.split()) >= 2),
         focus=tuple(t for t in _focus_terms(text) if t not in form),
+        subject=subject,
     )
+
+
+def _definition_subject(text: str) -> str:
+    """The term a definition question asks about: "What is the “Entity List”?" -> "entity list"."""
+    match = _SUBJECT.search(text)
+    term = match.group("term").strip(" \"“”'’").lower() if match else ""
+    # "the population of Nagasaki" or "the essay's argument" asks for an attribute, not a definition.
+    return "" if " of " in f" {term} " or "'s " in term or "’s " in term else term
 
 
 def _focus_terms(text: str) -> list[str]:

@@ -5,7 +5,7 @@ There is no cross-encoder offline, so each sentence is scored by four features (
 * ``dense``: cosine similarity of sentence and question embeddings (the local embedder);
 * ``coverage``: IDF-weighted share of the question's content terms found in the sentence;
 * ``kind``: whether it holds what the question's form asks for (a date, a number, a name, a
-  contrast, a source entry, the thesis, the byline);
+  contrast, a definition, a source entry, the thesis, the byline);
 * ``rank``: 1 / (1 + rank) of its passage in the fused retrieval ranking.
 
 The weighted sum is the sentence score (0..1), plus ``QUOTE_BONUS`` when the sentence holds a
@@ -27,7 +27,7 @@ from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span
 from assistant.question import QuestionProfile
 from assistant.retrieval import RetrievedPassage
-from assistant.text import terms
+from assistant.text import CONTRAST, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,13 +49,21 @@ _NUMBER = re.compile(
     r"\b((?!(?:19|20)\d\d\b)\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b",
     re.I,
 )
-_CONTRAST = re.compile(
-    r"\b(in (stark )?contrast|contrast(s|ed)? with|whereas|unlike|while|rather than|instead|on the other hand|"
-    r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
-    re.I,
-)
 _FOOTNOTE = re.compile(r"\(\d{1,2}\)")
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+
+
+def defines(term: str, text: str) -> bool:
+    """Whether ``text`` introduces or defines ``term``.
+
+    That is: “term” in quotes, "called term", "known as term", or "term is a/means/refers to".
+    """
+    t = re.escape(term)
+    pattern = (
+        rf"[“\"]{t}[,.]?[”\"]|\b(called|known as|termed|dubbed) [“\"]?{t}|"
+        rf"\b{t}[”\"]? ((is|are) (a|an|the)|means|refers to)\b"
+    )
+    return re.search(pattern, text, re.I) is not None
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,9 @@ class SentenceReranker:
             case "who":
                 return 1.0 if _NAME.search(text) else 0.0
             case "compare":
-                return 1.0 if _CONTRAST.search(text) else 0.0
+                return 1.0 if CONTRAST.search(text) else 0.0
+            case "definition":
+                return 1.0 if question.subject and defines(question.subject, text) else 0.0
             case "summary":
                 return 1.0 if passage.paragraph in self.thesis_paragraphs else 0.0
             case "author":

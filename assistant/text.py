@@ -64,3 +64,25 @@ def terms(text: str) -> list[str]:
 def strip_footnotes(text: str) -> str:
     """``text`` without footnote markers such as ``(9)``."""
     return _FOOTNOTE_MARKER.sub("", text)
+
+
+# Discourse markers at the start of a sentence, used to keep linked sentences together.
+# Points back at the sentence before it ("This action…", "Crucially, this policy…").
+CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
+# Only makes sense after the sentence before it ("Instead, …", "Yet …").
+CONNECTIVE = re.compile(
+    r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
+)
+# Draws a consequence from the sentence before it ("As such, …").
+CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
+# States a contrast anywhere in the sentence (the other side of a comparison).
+CONTRAST = re.compile(
+    r"\b(in (stark )?contrast|contrast(s|ed)? with|whereas|unlike|while|rather than|instead|on the other hand|"
+    r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
+    re.I,
+)
+
+
+def leans_on_previous(sentence: str) -> bool:
+    """Whether ``sentence`` opens by pointing back at, or connecting to, the sentence before it."""
+    return bool(CONTINUATION.match(sentence) or CONNECTIVE.match(sentence))

@@ -166,3 +166,29 @@ def test_answering_without_an_index_builds_one(tmp_path, settings):
     fresh = Assistant(settings.model_copy(update={"index_dir": tmp_path / "new"}))
     assert "2026" in fresh.answer("In what year does the Status of Forces Agreement expire?").answer
     assert (tmp_path / "new" / "CURRENT").is_file()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What is cooperative prohibition?", "what can be called “cooperative prohibition.”"),
+        ("Why does Japan avoid naming China in its export controls?", "delicate balancing act"),
+        ("What is the title of the essay?", "Bonding Over Bans"),
+        ("What is the essay's main argument?", "deepen its technological cooperation with Japan"),
+    ],
+)
+def test_question_forms_get_the_sentence_they_ask_for(assistant, question, expected):
+    result = assistant.answer(question)
+    assert any(expected in c.quote for c in result.citations), result.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the population of Nagasaki?",
+        "What is the GDP of Japan?",
+        "Who won the 2024 U.S. presidential election?",
+    ],
+)
+def test_questions_about_things_the_essay_never_discusses_are_declined(assistant, question):
+    assert assistant.answer(question).refused

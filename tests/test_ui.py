@@ -6,65 +6,14 @@ Waits are on conditions (generous timeouts for a busy 2-core machine), never fix
 from __future__ import annotations
 
 import re
-import socket
 import time
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from assistant import ui
 from assistant.cli import app as cli_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 JAPAN_Q = "Why does Japan avoid naming China in its export controls?"
-WAIT_MS = 90_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(assistant):
-    """The real app, served on a free loopback port for this module."""
-    port = _free_port()
-    app = ui.launch(assistant, port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does this)")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server)
-    page.locator("#ea-question textarea").wait_for()
-    yield page
-    context.close()
 
 
 def _ask(page, question: str) -> None:

@@ -1,0 +1,118 @@
+"""Generative answering: the LLM writes, the checker verifies, the extractive answer is the fallback.
+
+One chain stage (:meth:`GenerativeAnswerer.run`) after the extractive one. The extractive
+answer is always computed first (a few milliseconds) and is returned instead of the LLM's when:
+
+* the extractive answerer declined (the evidence scores below ``refusal_threshold``): the LLM
+  is not called, since a checked answer could only cite passages already judged not to answer;
+* the LLM call fails (not installed, timeout, connection error, rate limit, bad reply);
+* the LLM declined, or none of its sentences survived the citation check;
+* what survived does not answer the question: it lacks the date or number a date/number
+  question asks for, or covers under half as much of the question's terms (IDF-weighted) as
+  the extractive answer does.
+
+The reason is recorded as ``fallback`` in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from assistant.errors import LLMError
+from assistant.llm import DECLINE, LLMWriter
+from assistant.text import terms
+
+if TYPE_CHECKING:
+    from assistant.chunking import Passage
+    from assistant.config import Settings
+    from assistant.question import QuestionProfile
+    from assistant.retrieval import RetrievedPassage
+    from assistant.verification import CitationChecker
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_PASSAGES = 8  # top_k passages plus any the extractive answer cites from further down
+COVERAGE_RATIO = 0.5  # kept sentences must cover at least this share of the extractive answer's coverage
+_DATE = re.compile(
+    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
+_NUMBER = re.compile(
+    r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b", re.I
+)
+
+
+class GenerativeAnswerer:
+    """Answers with the configured LLM, checked by a :class:`CitationChecker`."""
+
+    def __init__(self, writer: LLMWriter, checker: CitationChecker, settings: Settings) -> None:
+        self.writer = writer
+        self.checker = checker
+        self.settings = settings
+
+    def prompt_passages(self, retrieved: list[RetrievedPassage], extractive_citations: list[Any]) -> list[Passage]:
+        """The passages the LLM sees: the top ``top_k``, then any the extractive answer cites."""
+        passages = [r.passage for r in retrieved[: self.settings.top_k]]
+        ids = {p.id for p in passages}
+        for citation in extractive_citations:
+            if citation.passage_id not in ids and len(passages) < MAX_PROMPT_PASSAGES:
+                ids.add(citation.passage_id)
+                passages.append(self.checker.index.passages[citation.passage_id])
+        return passages
+
+    def does_not_answer(self, question: QuestionProfile, text: str, extractive_text: str) -> str | None:
+        """Why the checked ``text`` does not answer ``question`` (``None`` when it does)."""
+        if question.kind == "date" and not _DATE.search(text):
+            return "the checked LLM answer gives no date for a date question"
+        if question.kind == "number" and not _NUMBER.search(text):
+            return "the checked LLM answer gives no number for a how-many question"
+        wanted = set(question.terms)
+        mine = self.checker.coverage(wanted, frozenset(terms(text)))
+        theirs = self.checker.coverage(wanted, frozenset(terms(extractive_text)))
+        if mine < COVERAGE_RATIO * theirs:
+            return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
+        return None
+
+    def run(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Chain stage: adds ``backend``, ``verified``, ``fallback``, ``llm_ms``, ``check_ms``.
+
+        Replaces ``answer``/``citations`` with the checked LLM answer unless it falls back.
+        Never raises for LLM failures; they become the ``fallback`` reason (logged as a warning).
+        """
+        question: QuestionProfile = state["question"]
+        out = {"backend": "extractive", "verified": None, "fallback": None}
+        if not state["citations"]:
+            return state | out | {"fallback": "the essay does not answer this (extractive check); LLM not asked"}
+        passages = self.prompt_passages(state["retrieved"], state["citations"])
+        started = time.perf_counter()
+        try:
+            generation = self.writer.generate(question.text, passages)
+        except LLMError as exc:
+            log.info("LLM unavailable, answering extractively: %s", exc)
+            return state | out | {"fallback": str(exc), "llm_ms": (time.perf_counter() - started) * 1e3}
+        llm_ms = generation.elapsed_ms
+        started = time.perf_counter()
+        verification = self.checker.check(list(generation.sentences), passages)
+        check_ms = (time.perf_counter() - started) * 1e3
+        out |= {"verified": verification.to_dict(), "llm_ms": llm_ms, "check_ms": check_ms}
+        declined = all(DECLINE.lower().rstrip(".") in text.lower() for text, _ in generation.sentences)
+        if not generation.sentences:
+            reason = "the LLM wrote no answer sentence (empty or unreadable reply)"
+        elif declined:
+            reason = "the LLM declined to answer from the passages"
+        elif not verification.kept:
+            reason = "no generated sentence was supported by the passage it cites"
+        else:
+            reason = self.does_not_answer(question, verification.answer, state["answer"])
+        if reason:
+            log.info("falling back to the extractive answer: %s", reason)
+            out["verified"]["used"] = False
+            return state | out | {"fallback": reason}
+        out["verified"]["used"] = True
+        return (
+            state
+            | out
+            | {"backend": self.settings.llm, "answer": verification.answer, "citations": verification.citations}
+        )
