@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import REPO_ROOT, Settings
+from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
 from assistant.reranking import ScoredSentence, SentenceReranker, defines
@@ -171,12 +170,6 @@ class ExtractiveAnswerer:
         self.corpus = corpus
         self.settings = settings
         self.reranker = SentenceReranker(index, corpus, settings)
-
-    @cached_property
-    def source(self) -> str:
-        """The corpus path as shown in citations (relative to the repo when inside it)."""
-        path = self.corpus.path.resolve()
-        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
     def _neighbour(self, sentence: ScoredSentence, step: int, *, same_paragraph: bool = True) -> ScoredSentence | None:
         """The essay sentence ``step`` places after (or before) ``sentence``.
@@ -405,7 +398,7 @@ class ExtractiveAnswerer:
             quote=quote,
             start=sentence.span.start,
             end=sentence.span.end,
-            source=self.source,
+            source=self.corpus.display_path,
             references=refs,
         )
 

@@ -19,8 +19,10 @@ from assistant.retrieval import RetrievedPassage
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.embeddings import Embedder
     from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
+    from assistant.reranking import SentenceReranker
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,12 @@ class Assistant:
             corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
             embedder = get_embedder(self.settings)
-            generator = self._generator(opened, corpus, embedder)
+            generator = self._generator(answerer.reranker, embedder)
             chain = build_chain(embedder, HybridRetriever(opened, self.settings), answerer, generator)
             self._loaded = _Loaded(opened, chain, answerer, generator)
             return self._loaded
 
-    def _generator(self, opened, corpus, embedder) -> GenerativeAnswerer | None:
+    def _generator(self, reranker: SentenceReranker, embedder: Embedder) -> GenerativeAnswerer | None:
         """The LLM stage when ``settings.llm`` names a backend (imports nothing LLM-specific otherwise)."""
         if self.settings.llm == "extractive":
             return None
@@ -82,7 +84,7 @@ class Assistant:
         from assistant.llm import LLMWriter
         from assistant.verification import CitationChecker
 
-        checker = CitationChecker(opened, corpus, embedder, self.settings)
+        checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
     def _standalone(self, text: str, history: Sequence[str], generator: GenerativeAnswerer | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from assistant.config import REPO_ROOT
 from assistant.errors import CorpusError
 
 FRONT_MATTER = "Title"
@@ -117,6 +118,12 @@ class Corpus:
     def sha256(self) -> str:
         """Hex SHA-256 of the corpus text (UTF-8)."""
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def display_path(self) -> str:
+        """The corpus path as shown in citations: relative to the repo when inside it."""
+        path = self.path.resolve()
+        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
     @property
     def sections(self) -> list[str]:

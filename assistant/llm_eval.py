@@ -37,7 +37,7 @@ def support_pairs(assistant: Assistant) -> list[tuple[float, bool]]:
 
     loaded = assistant._load()
     embedder = get_embedder(assistant.settings)
-    checker = CitationChecker(loaded.index, loaded.answerer.corpus, embedder, assistant.settings)
+    checker = CitationChecker(loaded.answerer.reranker, embedder, assistant.settings)
     passages = list(loaded.index.passages.values())
     rows = [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
     pairs = []

@@ -85,7 +85,7 @@ class SentenceReranker:
         self.corpus = corpus
         self.settings = settings
         rows = zip(index.sentence_ids, index.sentence_spans, strict=True)
-        self._row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
+        self.row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
 
     @cached_property
     def sentence_terms(self) -> list[frozenset[str]]:
@@ -174,7 +174,7 @@ class SentenceReranker:
 
         passages = [r.passage for r in retrieved[:CANDIDATE_PASSAGES]]
         passages += self._structural_passages(question)
-        rows = [(rank, self._row_of[(p.id, s.start)]) for rank, p in enumerate(passages) for s in p.sentences]
+        rows = [(rank, self.row_of[(p.id, s.start)]) for rank, p in enumerate(passages) for s in p.sentences]
         similarities = self.index.sentence_vectors @ query_vector
         rows += [(len(passages), int(i)) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
         seen, scored = set(), []

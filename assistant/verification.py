@@ -20,22 +20,19 @@ Sentences with no resolving marker are dropped: an uncited claim never reaches t
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from assistant.answering import Citation, ReferenceInfo
-from assistant.config import REPO_ROOT, Settings
-from assistant.corpus import Corpus, Span, footnotes_in
+from assistant.config import Settings
+from assistant.corpus import Span, footnotes_in
 from assistant.text import terms
 
 if TYPE_CHECKING:
     from assistant.chunking import Passage
     from assistant.embeddings import Embedder
-    from assistant.index import LoadedIndex
+    from assistant.reranking import SentenceReranker
 
 SIMILARITY_WEIGHT = 0.5  # support = 0.5 * cosine + 0.5 * coverage (equal weights; not tuned)
 _MONTHS = "january february march april may june july august september october november december".split()
@@ -153,35 +150,16 @@ class Verification:
 class CitationChecker:
     """Checks generated sentences against the passages they cite (see the module docstring)."""
 
-    def __init__(self, index: LoadedIndex, corpus: Corpus, embedder: Embedder, settings: Settings) -> None:
-        self.index = index
-        self.corpus = corpus
+    def __init__(self, reranker: SentenceReranker, embedder: Embedder, settings: Settings) -> None:
+        self.reranker = reranker  # its sentence terms, IDF and coverage are the lexical half of support
+        self.index = reranker.index
+        self.corpus = reranker.corpus
         self.embedder = embedder
         self.settings = settings
-        rows = zip(index.sentence_ids, index.sentence_spans, strict=True)
-        self._row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
-
-    @cached_property
-    def _sentence_terms(self) -> list[frozenset[str]]:
-        return [frozenset(terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
-
-    @cached_property
-    def _idf(self) -> dict[str, float]:
-        df = Counter(t for ts in self._sentence_terms for t in ts)
-        n = len(self._sentence_terms)
-        return {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
-
-    @cached_property
-    def source(self) -> str:
-        """The corpus path as shown in citations (relative to the repo when inside it)."""
-        path = self.corpus.path.resolve()
-        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
     def coverage(self, wanted: set[str], have: frozenset[str]) -> float:
         """IDF-weighted share (0..1) of the ``wanted`` terms found in ``have`` (0 when nothing is wanted)."""
-        unseen = math.log(len(self._sentence_terms) + 1)
-        total = sum(self._idf.get(t, unseen) for t in wanted)
-        return sum(self._idf.get(t, unseen) for t in wanted if t in have) / total if total else 0.0
+        return self.reranker.coverage(wanted, have)
 
     def score(self, text: str, vector: Any, passage: Passage, marker: int) -> Support:
         """Support of ``passage`` for the generated sentence ``text`` (embedding ``vector``).
@@ -195,9 +173,9 @@ class CitationChecker:
         best: Support | None = None
         closest: Support | None = None  # best by similarity alone, to say which numbers it lacks
         for span in passage.sentences:
-            row = self._row_of[(passage.id, span.start)]
+            row = self.reranker.row_of[(passage.id, span.start)]
             cosine = float(self.index.sentence_vectors[row] @ vector)
-            coverage = self.coverage(wanted, self._sentence_terms[row])
+            coverage = self.coverage(wanted, self.reranker.sentence_terms[row])
             raw = SIMILARITY_WEIGHT * max(0.0, cosine) + (1 - SIMILARITY_WEIGHT) * coverage
             missing = tuple(sorted(numbers - _numbers(self.corpus.text[span.start : span.end])))
             support = Support(marker, passage.id, 0.0 if missing else raw, span, cosine, coverage, missing)
@@ -217,7 +195,7 @@ class CitationChecker:
             for num in numbers
             if num in self.corpus.references
         )
-        return Citation(n, passage.id, passage.section, quote, span.start, span.end, self.source, refs)
+        return Citation(n, passage.id, passage.section, quote, span.start, span.end, self.corpus.display_path, refs)
 
     def check(self, sentences: list[tuple[str, tuple[int, ...]]], passages: list[Passage]) -> Verification:
         """Check generated ``(text, markers)`` pairs against ``passages`` (marker n = passages[n-1]).

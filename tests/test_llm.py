@@ -45,7 +45,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def checker(assistant: Assistant) -> CitationChecker:
     loaded = assistant._load()
-    return CitationChecker(loaded.index, loaded.answerer.corpus, get_embedder(assistant.settings), assistant.settings)
+    return CitationChecker(loaded.answerer.reranker, get_embedder(assistant.settings), assistant.settings)
 
 
 @pytest.fixture(scope="module")
