@@ -1,48 +1,55 @@
 """The extractive answerer: the essay's own sentences, each cited, or a plain refusal.
 
-Sentences come scored by :mod:`assistant.reranking`. The best one is taken, with the sentences
-the question's form calls for (the explanation of a "why", the thesis of a summary, the
-references behind a source question); others join only when they cover question terms it
-misses or continue it ("This action…"). If the best evidence scores below
-``Settings.refusal_threshold``, the answer says the essay does not say and cites nothing.
+Sentences come scored by :mod:`assistant.reranking` (the probability that each is evidence).
+Whether to answer at all is decided by the answerability model: a logistic regression over
+question-level evidence features (:data:`ANSWERABILITY_FEATURES`), fitted on the tune split by
+:mod:`assistant.fitting`. An answer takes the best sentence, the sentences the question's form
+calls for (the reason of a "why", the thesis of a summary, the sentence holding the date a
+"when" asks for, the references behind a source question), and further sentences that cover
+question terms it misses. Names and numbers of the question that the essay never mentions
+are named in the answer.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
-from assistant.reranking import ScoredSentence, SentenceReranker, defines
+from assistant.reranking import LogisticModel, ScoredSentence, SentenceReranker, defines, holds_kind
 from assistant.retrieval import RetrievedPassage
-from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, stem, strip_footnotes, terms
+from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, strip_footnotes
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from assistant.index import LoadedIndex
 
 REFUSAL = "The essay does not say."
-REFUSAL_NOTE = (
-    " I answer only from the essay “Bonding Over Bans” (Ian Wong) and its references; "
-    "try asking about U.S. and Japanese technology controls, China, or the essay’s recommendations."
-)
-ANSWER_CHARS = 600  # stop adding sentences past this many characters (hard cap in the issue: 900)
-# Answerability kept per question name / asked-for term / other content term the essay never
-# uses; these separate the dev set's unanswerable questions from its answerable ones (docs/eval.md).
-UNKNOWN_NAME_FACTOR = 0.75
-UNKNOWN_FOCUS_FACTOR = 0.6
-UNKNOWN_TERM_FACTOR = 0.9
-BRIDGE_CHARS = 40  # a continuation this short is a bridge to the sentence after it
-CONTINUE_BELOW_CHARS = 200  # a continuation that adds no question term joins only a best sentence this short
+# Question-level features of the answerability model (each 0..1); fitted weights in fitted.json.
+ANSWERABILITY_FEATURES = {
+    "best": "the best sentence's evidence log-odds, divided by 10",
+    "second": "the second-best sentence's evidence log-odds, divided by 10",
+    "dense": "the highest cosine similarity of a candidate sentence",
+    "detail_dense": "the highest cosine similarity of a top-3 sentence to the question without its names",
+    "bm25": "the best passage BM25 score s, as s / (s + 5)",
+    "coverage": "IDF-weighted coverage of the question's terms by the top 3 sentences together",
+    "detail": "the same for its terms other than names (what is asked about the named things)",
+    "uncovered_rarity": "IDF of the rarest question term the top 3 sentences miss, over the highest IDF",
+    "unknown_terms": "IDF-weighted share of the question's terms the corpus never uses",
+    "unknown_names": "share of the question's names and numbers the corpus never uses",
+    "unknown_focus": "what the question asks for ('which city') is a word the corpus never uses",
+    "kind_missing": "it asks for a date, number, name or place and none of the top 3 sentences holds one",
+}
 
-_CAUSAL = re.compile(r"\b(because|since|due to|reasons?|in order to|so that|as a result|driven by)\b", re.I)
+_CAUSAL = re.compile(
+    r"\b(because|since|due to|reasons?|in order to|so that|so as to|as a result|driven by|aims? to|"
+    r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep))\b",
+    re.I,
+)
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
-# A paragraph's closing sentence that interprets what came before ("These … positions represent …").
-_SUMMARY = re.compile(r"^(These|This|Such|Taken together|In short|In sum|In this way|Ultimately)\b")
 
 
 @dataclass(frozen=True)
@@ -162,14 +169,43 @@ class Answer:
         return data
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 class ExtractiveAnswerer:
     """Composes answers from corpus sentences. Thread-safe: it holds no per-question state."""
 
-    def __init__(self, index: LoadedIndex, corpus: Corpus, settings: Settings) -> None:
+    def __init__(
+        self, index: LoadedIndex, corpus: Corpus, settings: Settings, fitted: dict[str, Any] | None = None
+    ) -> None:
         self.index = index
         self.corpus = corpus
         self.settings = settings
-        self.reranker = SentenceReranker(index, corpus, settings)
+        self.reranker = SentenceReranker(index, corpus, settings, fitted)
+        fitted = self.reranker.fitted["answerability"]
+        self.answerability_model = LogisticModel.from_dict(fitted)
+        self.refusal_threshold = (
+            settings.refusal_threshold if settings.refusal_threshold is not None else float(fitted["threshold"])
+        )
+        selection = self.reranker.fitted.get("selection", {})
+        self.join_ratio = (
+            settings.answer.join_ratio if settings.answer.join_ratio is not None else selection.get("join_ratio", 0.5)
+        )
+        self.join_coverage = (
+            settings.answer.join_coverage
+            if settings.answer.join_coverage is not None
+            else selection.get("join_coverage", 0.3)
+        )
+
+    @property
+    def refusal_note(self) -> str:
+        """What the assistant answers from, from the corpus's own title and byline."""
+        author = self.corpus.author_line.removeprefix("By ").strip()
+        return (
+            f"I answer only from the essay “{self.corpus.title}”{f' ({author})' if author else ''} and its references."
+        )
 
     def _neighbour(self, sentence: ScoredSentence, step: int, *, same_paragraph: bool = True) -> ScoredSentence | None:
         """The essay sentence ``step`` places after (or before) ``sentence``.
@@ -207,51 +243,70 @@ class ExtractiveAnswerer:
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
+    def _section_summary(self, sections: set[str], scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        """The topic (first) sentence of each paragraph of the named sections, in reading order."""
+        firsts: dict[int, ScoredSentence] = {}
+        for s in scored:
+            if s.passage.kind == "essay" and s.passage.section in sections:
+                current = firsts.get(s.passage.paragraph)
+                if current is None or s.span.start < current.span.start:
+                    firsts[s.passage.paragraph] = s
+        return [firsts[p] for p in sorted(firsts)][: self.settings.max_answer_sentences]
+
     def _explanation(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
         """Sentences that explain ``best`` for a "why" question.
 
-        If ``best`` draws a consequence ("As such, …"): the sentence before it. If it restates
-        the question (covers half its terms) without giving a cause ("because", "reason"): the
-        sentence after it (two when ``best`` is short).
-        If ``best`` opens its paragraph and the paragraph closes by interpreting itself
-        ("These … represent …"): that closing sentence.
+        If ``best`` draws a consequence ("As such, …"): the sentence before it. If it states no
+        cause ("because", "in order to"): the adjacent sentence that does, else the sentence
+        after it (a claim is usually followed by its reason).
         """
         text = self._text(best)
         if CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
             return [before]
-        found = []
-        if self.reranker.coverage(question.terms, best.terms) >= 0.5 and not _CAUSAL.search(text):
-            after = self._neighbour(best, 1)
-            while after and len(found) < 2:
-                found.append(after)
-                after = self._neighbour(after, 1) if len(text) < 100 else None
-        if self._neighbour(best, -1) is None:
-            last = best
-            while (following := self._neighbour(last, 1)) is not None:
-                last = following
-            if last.row != best.row and last.row not in {f.row for f in found} and _SUMMARY.match(self._text(last)):
-                found.append(last)
-        return found
+        if _CAUSAL.search(text):
+            return []
+        for step in (1, -1):
+            near = self._neighbour(best, step)
+            if near is not None and _CAUSAL.search(self._text(near)):
+                return [near]
+        after = self._neighbour(best, 1)
+        return [after] if after is not None else []
+
+    def _asked_kind(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
+        """For when/how-many/who/where questions whose best sentence lacks the asked kind of thing:
+        the adjacent sentence (same paragraph) that holds it.
+        """
+        if holds_kind(question.kind, self._text(best)) is not False:
+            return []
+        for step in (-1, 1):
+            near = self._neighbour(best, step)
+            if near is not None and holds_kind(question.kind, self._text(near)):
+                return [near]
+        return []
 
     def _structural(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Sentences the question's form calls for, whatever their own score.
 
-        * summary: the thesis and the conclusion's topic sentence;
+        * summary: of a section the question names, each paragraph's topic sentence; else the
+          thesis and the conclusion's topic sentence;
         * author: the byline and the first sentence of the author section (the title line
           for questions about the title);
-        * why: the explanation around the best sentence (see :meth:`_explanation`);
-        * otherwise, the next sentence when it continues the best one ("This action…") and
-          either adds a question term or follows a short best sentence; and the one after that
-          when the continuation is a short bridge;
+        * why: the reason around the best sentence (see :meth:`_explanation`);
+        * when/how many/who/where: the adjacent sentence holding the asked kind of thing;
+        * otherwise, the next sentence when it continues the best one ("This action…");
         * compare, when the best sentence states no contrast: the best one that does;
         * source questions answered by an essay sentence: the references that sentence cites;
         * definition: the best sentence that introduces the term (“…what can be called “X””)
           leads, in place of the best-scoring one.
         """
+        answer = self.settings.answer
         best = scored[0]
         if question.kind == "definition":
             best = next((s for s in scored if defines(question.subject, self._text(s))), best)
         if question.kind == "summary":
+            sections = self.reranker.named_sections(question) if answer.enabled("section_scope") else set()
+            if sections:
+                return self._section_summary(sections, scored) or [best]
             return self._thesis_sentences(scored) or [best]
         if question.kind == "author":
             # The byline (last sentence of paragraph 0), then the best sentence about the author.
@@ -262,121 +317,130 @@ class ExtractiveAnswerer:
             about = sorted((s for s in scored if s.passage.section == author), key=lambda s: s.span.start)
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
-        text = self.corpus.text[best.span.start : best.span.end]
+        text = self._text(best)
         if question.kind == "why":
-            chosen += self._explanation(question, best)
-        elif (after := self._neighbour(best, 1)) and CONTINUATION.match(self._text(after)):
-            bridge = len(self._text(after)) <= BRIDGE_CHARS
-            adds = self.reranker.coverage(set(question.terms) - best.terms, after.terms) >= 0.15
-            if bridge or adds or len(text) < CONTINUE_BELOW_CHARS:
-                chosen.append(after)
-            # A very short bridge ("This was no coincidence.") leads into the sentence after it.
-            if bridge and (further := self._neighbour(after, 1)):
-                chosen.append(further)
-        if question.kind == "compare" and not CONTRAST.search(text):
-            # The other side of the comparison: the best sentence that states a contrast.
-            contrast = next((c for c in scored[1:] if CONTRAST.search(self._text(c))), None)
-            if contrast and contrast.score >= 0.6 * best.score:
+            if answer.enabled("explanation"):
+                chosen += self._explanation(question, best)
+        elif answer.enabled("asked_kind") and (found := self._asked_kind(question, best)):
+            chosen += found
+        elif (
+            answer.enabled("continuation")
+            and (after := self._neighbour(best, 1))
+            and CONTINUATION.match(self._text(after))
+        ):
+            chosen.append(after)
+        if answer.enabled("contrast") and question.kind == "compare" and not CONTRAST.search(text):
+            # The other side of the comparison: the adjacent sentence stating a contrast, else the best one.
+            near = [n for step in (1, -1) if (n := self._neighbour(best, step)) and CONTRAST.search(self._text(n))]
+            contrast = near[0] if near else next((c for c in scored[1:] if CONTRAST.search(self._text(c))), None)
+            if contrast and (near or contrast.score >= self.join_ratio * best.score):
                 chosen.append(contrast)
-        if question.wants_reference and best.passage.kind == "essay":
-            for number in footnotes_in(text) or best.passage.refs:
-                rows = [i for i, pid in enumerate(self.index.sentence_ids) if pid == f"ref-{number:02d}"]
-                for row in rows:
-                    passage = self.index.passages[self.index.sentence_ids[row]]
-                    span = self.index.sentence_spans[row]
+        if best.passage.kind == "reference" and answer.enabled("citation_graph"):
+            # The citation graph, reference -> essay: the best sentence that cites this entry.
+            citing = next(
+                (
+                    c
+                    for c in scored[1:]
+                    if c.passage.kind == "essay" and set(footnotes_in(self._text(c))) & set(best.passage.refs)
+                ),
+                None,
+            )
+            if citing is not None and citing.score >= self.join_ratio * best.score:
+                chosen.append(citing)
+        if question.wants_reference and best.passage.kind == "essay" and answer.enabled("citation_graph"):
+            for number in footnotes_in(text):
+                passage = self.index.passages.get(f"ref-{number:02d}")
+                for span in passage.sentences if passage else ():
+                    row = self.reranker.row_of[(passage.id, span.start)]
                     chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.sentence_terms[row]))
         return chosen
-
-    def _name_grounding(
-        self, question: QuestionProfile, scored: list[ScoredSentence], chosen: list[ScoredSentence]
-    ) -> list[ScoredSentence]:
-        """The sentence that best covers the question's names the chosen sentences miss.
-
-        So a false premise ("Biden met Kishida…") meets what the essay says ("Xi Jinping met …
-        Kishida"). At most one sentence, covering two or more missing names (people, places,
-        dates), scoring at least 0.6 of the best.
-        """
-        names = {stem(n) for n in question.names} & self.reranker.idf.keys()
-        missing = names - set().union(*(c.terms for c in chosen))
-        if len(missing) < 2:
-            return []
-        rows = {c.row for c in chosen}
-        candidates = [c for c in scored if c.row not in rows and c.score >= 0.6 * scored[0].score]
-        best = max(candidates, key=lambda c: len(missing & c.terms), default=None)
-        return [best] if best and len(missing & best.terms) >= 2 else []
 
     def select(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
 
-        After the sentences the question's form calls for, a candidate joins when it scores
-        at least 0.85 of the best and covers 30% (IDF-weighted) of the question terms still
-        uncovered, or when it continues a chosen sentence ("This action…"), or, for source
-        questions, when it is another reference entry scoring at least 0.9 of the best. Summary,
-        author and why questions take only what their form calls for (plus, for why, the
-        sentence naming the people a false premise gets wrong).
+        After the sentences the question's form calls for, a candidate joins when its evidence
+        probability is at least ``join_ratio`` of the best and it covers ``join_coverage``
+        (IDF-weighted) of the question terms still uncovered (both fitted), or when
+        it continues a chosen sentence ("This action…"). Summary and author questions take
+        only what their form calls for.
         """
+        answer = self.settings.answer
         best = scored[0]
         chosen = self._structural(question, scored)
-        if question.kind in ("summary", "author"):
-            return sorted(chosen, key=lambda s: s.span.start)
-        if question.kind == "why":
-            # Structure answers these; term coverage would only add loosely related sentences.
-            chosen += self._name_grounding(question, scored, chosen)
+        if question.kind in ("summary", "author") or not answer.enabled("coverage"):
             return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
         rows = {c.row for c in chosen}
-        q_terms = set(question.terms)
+        q_terms = self.reranker.question_terms(question)
         covered = set().union(*(c.terms for c in chosen)) & q_terms
         chars = sum(c.span.end - c.span.start for c in chosen)
         for candidate in scored[1:]:
-            if len(chosen) >= self.settings.max_answer_sentences or chars >= ANSWER_CHARS:
+            if len(chosen) >= self.settings.max_answer_sentences or chars >= answer.answer_chars:
                 break
-            if candidate.row in rows:
+            if candidate.row in rows or candidate.score < self.join_ratio * best.score:
                 continue
-            text = self.corpus.text[candidate.span.start : candidate.span.end]
+            text = self._text(candidate)
             continues = any(
                 candidate.row == c.row + 1 and candidate.passage.paragraph == c.passage.paragraph for c in chosen
             ) and CONTINUATION.match(text)
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
-            if candidate.passage.kind == "reference" and not question.wants_reference:
-                continue  # a bibliography entry answers only questions about sources
-            both_sources = question.wants_reference and candidate.passage.kind == best.passage.kind == "reference"
-            if (
-                (candidate.score >= 0.85 * best.score and new >= 0.3)
-                or (continues and candidate.score >= 0.6 * best.score)
-                or (both_sources and candidate.score >= 0.9 * best.score)
-            ):
+            if new >= self.join_coverage or (continues and answer.enabled("continuation")):
                 chosen.append(candidate)
                 rows.add(candidate.row)
                 covered |= candidate.terms & q_terms
                 chars += len(text)
         return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
 
-    def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:
-        """How well the essay answers the question, 0..1.
+    def unknown(self, question: QuestionProfile) -> tuple[list[str], set[str], set[str]]:
+        """(names and numbers, content terms, asked-for terms) of the question that the corpus never uses.
 
-        The best sentence's score (capped at 1), times ``UNKNOWN_NAME_FACTOR`` for each
-        capitalised name or number of the question that the essay never uses (an acronym counts
-        as used when the essay spells it out: "APEC" for "Asia-Pacific Economic Cooperation"),
-        ``UNKNOWN_FOCUS_FACTOR`` for each term of what is asked for ("city" in "In which city…")
-        that it never uses, and ``UNKNOWN_TERM_FACTOR`` for each other content term it never
-        uses: questions about things the essay does not discuss lose confidence.
+        An acronym counts as used when the lexicon spells it out.
         """
+        vocabulary = self.reranker.vocabulary
+        names = [
+            n
+            for n in dict.fromkeys(question.names)
+            if (ts := self.reranker.terms(n)) and not any(t in vocabulary for t in ts)
+        ]
+        q_terms = self.reranker.question_terms(question)
+        unknown_terms = {t for t in q_terms if t not in vocabulary}
+        aliases = self.reranker.term_aliases
+        unknown_focus = {aliases.get(t, t) for t in question.focus} - vocabulary
+        return names, unknown_terms, unknown_focus
+
+    def answerability_features(self, question: QuestionProfile, scored: list[ScoredSentence]) -> dict[str, float]:
+        """The answerability model's feature row (:data:`ANSWERABILITY_FEATURES`)."""
+        reranker = self.reranker
+        names, unknown_terms, unknown_focus = self.unknown(question)
+        q_terms = reranker.question_terms(question)
+        name_terms = {t for n in question.names for t in reranker.terms(n)}
+        weight = reranker._weight
+        total = sum(weight(t) for t in q_terms)
+        top = scored[:3]
+        have = frozenset().union(*(s.terms for s in top))
+        missed = [weight(t) for t in q_terms if t not in have]
+        rarest = max(reranker.idf.values(), default=1.0) or 1.0
+        kinds = [holds_kind(question.kind, self._text(s)) for s in top]
+        bm25 = max(((s.features or {}).get("bm25_raw", 0.0) for s in scored), default=0.0)
+        return {
+            "best": _logit(scored[0].score) / 10 if scored else -1.0,
+            "second": _logit(scored[1].score) / 10 if len(scored) > 1 else -1.0,
+            "dense": max(((s.features or {}).get("dense", 0.0) for s in scored), default=0.0),
+            "detail_dense": max(((s.features or {}).get("detail_dense", 0.0) for s in top), default=0.0),
+            "bm25": bm25 / (bm25 + 5.0),
+            "coverage": reranker.coverage(q_terms, have),
+            "detail": reranker.coverage(q_terms - name_terms, have) if q_terms - name_terms else 1.0,
+            "uncovered_rarity": min(1.0, max(missed, default=0.0) / rarest),
+            "unknown_terms": sum(weight(t) for t in unknown_terms) / total if total else 0.0,
+            "unknown_names": len(names) / len(set(question.names)) if question.names else 0.0,
+            "unknown_focus": float(bool(unknown_focus)),
+            "kind_missing": float(bool(kinds) and kinds[0] is not None and not any(kinds)),
+        }
+
+    def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:
+        """The probability (0..1) that the essay answers ``question``: the answerability model."""
         if not scored:
             return 0.0
-        vocabulary, initialisms = self.reranker.idf, self.reranker.initialisms
-        unknown_names = {
-            stem(n)
-            for n in question.names
-            if stem(n) not in vocabulary and not (n.isupper() and n.lower() in initialisms)
-        }
-        unknown_terms = {t for t in question.terms if t not in vocabulary} - unknown_names
-        unknown_focus = {t for t in question.focus if t not in vocabulary} - unknown_names
-        return (
-            min(1.0, scored[0].score)
-            * UNKNOWN_NAME_FACTOR ** len(unknown_names)
-            * UNKNOWN_FOCUS_FACTOR ** len(unknown_focus)
-            * UNKNOWN_TERM_FACTOR ** len(unknown_terms - unknown_focus)
-        )
+        return self.answerability_model.probability(self.answerability_features(question, scored))
 
     def _citation(self, n: int, sentence: ScoredSentence) -> Citation:
         """Cite ``sentence``; its references are its own footnotes, else its passage's."""
@@ -409,7 +473,7 @@ class ExtractiveAnswerer:
 
         "What does Table 1 show?" is answered by "Table 1 shows…"; "What columns does it use?" is not.
         """
-        rest = set(question.terms) - set(terms(artifact))
+        rest = self.reranker.question_terms(question) - set(self.reranker.terms(artifact))
         mentions = [s for s in scored if artifact in self._text(s)]
         if rest and mentions and self.reranker.coverage(rest, mentions[0].terms) >= 0.5:
             return mentions[0]
@@ -419,15 +483,8 @@ class ExtractiveAnswerer:
         """A table or figure the question asks about that the essay mentions but does not contain."""
         return next((a for a in self.corpus.missing_artifacts if a.lower() in question.text.lower()), None)
 
-    def answer(
-        self, question: QuestionProfile, query_vector: np.ndarray, retrieved: list[RetrievedPassage]
-    ) -> tuple[str, list[Citation]]:
-        """Return ``(answer_text, citations)`` for ``retrieved`` passages; no citations means a refusal."""
-        draft = self.compose(question, self.reranker.score_sentences(question, query_vector, retrieved))
-        return draft.text, draft.citations
-
     def compose(self, question: QuestionProfile, scored: list[ScoredSentence]) -> Draft:
-        """Compose the answer from scored sentences (best first); see :meth:`answer`."""
+        """Compose the answer from scored sentences (best first), or decline."""
         answerability = self.answerability(question, scored)
         if artifact := self.missing_artifact(question):
             # Only what the essay says about the absent table is answerable, never its contents.
@@ -438,9 +495,16 @@ class ExtractiveAnswerer:
             return self._draft([description], answerability)
         # Questions about the essay's argument or author are answered from its structure.
         structural = question.kind in ("summary", "author")
-        if not scored or (not structural and answerability < self.settings.refusal_threshold):
-            return Draft(REFUSAL + REFUSAL_NOTE, [], answerability, [])
-        return self._draft(self.select(question, scored), answerability)
+        if not scored or (not structural and answerability < self.refusal_threshold):
+            return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [])
+        note = ""
+        if self.settings.answer.enabled("missing_note"):
+            names, _, _ = self.unknown(question)
+            if names:
+                listed = " or ".join(f"“{n}”" for n in names[:3])
+                note = f"The essay does not mention {listed}; what it says: "
+        draft = self._draft(self.select(question, scored), answerability)
+        return replace(draft, text=note + draft.text) if note else draft
 
     def _draft(self, sentences: list[ScoredSentence], answerability: float) -> Draft:
         parts, citations = [], []

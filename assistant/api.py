@@ -13,7 +13,7 @@ from assistant.answering import Answer, ExtractiveAnswerer
 from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
-from assistant.question import profile, rewrite_followup, validate
+from assistant.question import rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
 if TYPE_CHECKING:
@@ -72,7 +72,9 @@ class Assistant:
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
             embedder = get_embedder(self.settings)
             generator = self._generator(answerer.reranker, embedder)
-            chain = build_chain(embedder, HybridRetriever(opened, self.settings), answerer, generator)
+            chain = build_chain(
+                embedder, HybridRetriever(opened, self.settings, answerer.reranker.terms), answerer, generator
+            )
             self._loaded = _Loaded(opened, chain, answerer, generator)
             return self._loaded
 
@@ -129,7 +131,7 @@ class Assistant:
         started = time.perf_counter()
         standalone = self._standalone(text, history, loaded.generator)
         try:
-            state = loaded.chain.invoke({"question": profile(standalone)})
+            state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(standalone)})
         except AssistantError:
             raise
         except Exception:
@@ -140,7 +142,7 @@ class Assistant:
                 raise
             log.info("index changed during a question; answering it from build %s", fresh.index.build)
             loaded = fresh
-            state = loaded.chain.invoke({"question": profile(standalone)})
+            state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
         shown = {r.passage.id for r in retrieved}

@@ -5,17 +5,78 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
+# The answerer's mechanisms, each of which `essay-assistant eval --ablate` switches off in turn.
+MECHANISMS = {
+    "lexicon": "questions read with the corpus's acronyms, metonyms and demonyms (assistant/lexicon.py)",
+    "citation_graph": "reference entries footnoted by the best sentences join the candidates; reference-number lookups",
+    "section_scope": "a section the question names scopes the candidates",
+    "asked_kind": "when/who/where/how-many answers take the adjacent sentence holding the asked kind",
+    "explanation": "why-answers add the sentence giving the reason around the claim",
+    "continuation": "a sentence that continues the chosen one ('This action…') joins it",
+    "contrast": "compare-answers add the best sentence stating the other side",
+    "coverage": "further sentences join when they cover question terms the answer misses",
+    "missing_note": "names and numbers of the question that the essay never mentions are named in the answer",
+}
+
+
+class AnswerSettings(BaseModel):
+    """How answers are composed. Each constant says where it comes from.
+
+    ``disabled`` names mechanisms of :data:`MECHANISMS` to switch off (ablations); the
+    environment sets it as ``ASSISTANT_ANSWER__DISABLED='["lexicon"]'``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    disabled: frozenset[str] = Field(frozenset(), description="Mechanisms switched off (see MECHANISMS).")
+    answer_chars: int = Field(
+        600,
+        ge=100,
+        le=900,
+        description="Stop adding sentences past this many characters (the quality issue's cap for lists is 900).",
+    )
+    join_ratio: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A further sentence joins only when its evidence probability is at least this share of the best "
+            "one's. None: the value fitted on the tune split by assistant/fitting.py (fitted.json, 'selection')."
+        ),
+    )
+    join_coverage: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "…and it covers this IDF-weighted share of the question terms still uncovered. "
+            "None: the fitted value (fitted.json, 'selection')."
+        ),
+    )
+
+    def enabled(self, mechanism: str) -> bool:
+        """Whether ``mechanism`` (a key of :data:`MECHANISMS`) is on.
+
+        Raises:
+            KeyError: For a name that is not a mechanism.
+
+        """
+        if mechanism not in MECHANISMS:
+            raise KeyError(mechanism)
+        return mechanism not in self.disabled
+
+
 class Settings(BaseSettings):
     """Every tunable of the assistant. Environment variables: ``ASSISTANT_<FIELD>`` (upper case)."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid", frozen=True, env_nested_delimiter="__")
 
     corpus_dir: Path = Field(REPO_ROOT / "corpus", description="Folder holding the corpus file.")
     corpus_file: str = Field("essay.md", description="Corpus file name inside corpus_dir.")
@@ -61,15 +122,17 @@ class Settings(BaseSettings):
     candidate_k: int = Field(20, ge=1, le=200, description="Candidates each retriever ranks before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).")
     max_answer_sentences: int = Field(4, ge=1, le=8, description="Most sentences in an answer.")
-    refusal_threshold: float = Field(
-        0.39,
+    refusal_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
         description=(
-            "Least answerability score (0..1) to answer rather than decline. Chosen on "
-            "tests/data/dev.jsonl: see docs/eval.md for the sweep it came from."
+            "Least answerability (0..1, the answerability model's probability that the essay answers the "
+            "question) to answer rather than decline. None: the threshold fitted with the model on the tune "
+            "split (assistant/fitted.json; docs/eval.md shows its reliability plot)."
         ),
     )
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="How answers are composed.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted, in characters.")
     rebuild_lock_timeout_s: float = Field(
         5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
-from assistant.text import terms
 
 if TYPE_CHECKING:
     from assistant.chunking import Passage
@@ -69,8 +68,8 @@ class GenerativeAnswerer:
         if question.kind == "number" and not _NUMBER.search(text):
             return "the checked LLM answer gives no number for a how-many question"
         wanted = set(question.terms)
-        mine = self.checker.coverage(wanted, frozenset(terms(text)))
-        theirs = self.checker.coverage(wanted, frozenset(terms(extractive_text)))
+        mine = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(text)))
+        theirs = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(extractive_text)))
         if mine < COVERAGE_RATIO * theirs:
             return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
         return None

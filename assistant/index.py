@@ -44,6 +44,7 @@ from assistant.config import Settings
 from assistant.corpus import Span, load_corpus
 from assistant.embeddings import Embedder, get_embedder
 from assistant.errors import IndexStoreError
+from assistant.lexicon import LEXICON_VERSION, Lexicon
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,6 +145,7 @@ def expected_manifest(settings: Settings, embedder: Embedder, corpus_sha256: str
         "corpus_file": settings.corpus_file,
         "corpus_sha256": corpus_sha256,
         "chunking": {"chunk_tokens": settings.chunk_tokens, "chunker_version": CHUNKER_VERSION},
+        "lexicon_version": LEXICON_VERSION,
     }
 
 
@@ -284,6 +286,7 @@ def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress
     return expected_manifest(settings, embedder, corpus.sha256) | {
         "passage_count": len(passages),
         "sentence_count": len(sentences),
+        "lexicon": Lexicon.from_corpus(corpus.text).to_dict(),
         "package_version": package_version(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

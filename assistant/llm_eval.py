@@ -32,7 +32,6 @@ def support_pairs(assistant: Assistant) -> list[tuple[float, bool]]:
     """``(support, should_keep)`` for each gold answer sentence of the dev set (see module docstring)."""
     from assistant.embeddings import get_embedder
     from assistant.llm import split_cited_text
-    from assistant.question import profile
     from assistant.verification import CitationChecker
 
     loaded = assistant._load()
@@ -47,7 +46,7 @@ def support_pairs(assistant: Assistant) -> list[tuple[float, bool]]:
         gold = [p for p in passages if any(e in p.text for e in row["evidence"])]
         if not gold:
             continue
-        state = loaded.chain.invoke({"question": profile(row["question"])})
+        state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(row["question"])})
         negative = next(r.passage for r in state["retrieved"] if r.passage.id not in {p.id for p in gold})
         for text, _ in split_cited_text(row["answer"]):
             vector = embedder.encode([text])[0]

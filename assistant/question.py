@@ -10,7 +10,7 @@ from assistant.errors import InvalidQuestionError
 from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
 
 _REFERENCE = re.compile(
-    r"\b(sources?|cites?|cited|citations?|references?|bibliograph\w*|articles?|"
+    r"\b(sources?|cites?|cited|citations?|references?|refs?|footnote\w*|bibliograph\w*|articles?|"
     r"press (?:conference|release)s?|publish\w*|outlet|url|link)\b",
     re.IGNORECASE,
 )
@@ -32,6 +32,7 @@ _TYPES = [  # first match wins
         re.compile(r"\b(when|what (date|year|month|day)|which (date|year|month)|in what year|how long ago)\b", re.I),
     ),
     ("number", re.compile(r"\b(how (many|much)|what (number|percentage|share)|how long)\b", re.I)),
+    ("where", re.compile(r"\b(where|which (country|countries|city|place|prefecture|university|institution))\b", re.I)),
     (
         "who",
         re.compile(r"\b(who|whom|whose|which (official|minister|person|leader|people|company|companies)s?)\b", re.I),
@@ -69,9 +70,9 @@ class QuestionProfile:
     Attributes:
         text: The question, whitespace-normalised.
         kind: ``author`` (who wrote the essay, its title), ``definition`` ("What is X?"),
-            ``summary``, ``compare``, ``why``, ``date``, ``number``, ``who`` or ``fact``.
+            ``summary``, ``compare``, ``why``, ``date``, ``number``, ``where``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).
-        terms: Stemmed content terms.
+        terms: Stemmed content terms (with the corpus lexicon's aliases applied: "japanes" -> "japan").
         names: Capitalised words and numbers in it (not the first word), as written.
         quoted: Phrases of two or more words it quotes ("…" or “…”), lower-cased.
         focus: Stemmed lower-case terms naming what is asked for: "city" in "In which Japanese
@@ -88,6 +89,17 @@ class QuestionProfile:
     quoted: tuple[str, ...] = ()
     focus: tuple[str, ...] = ()
     subject: str = ""
+
+    @property
+    def detail(self) -> str:
+        """The question without its names and numbers: what it asks about them.
+
+        "How old is Ian Wong?" -> "How old is ?"; the question itself when it names nothing.
+        """
+        if not self.names:
+            return self.text
+        pattern = r"\b(?:" + "|".join(re.escape(n) for n in sorted(set(self.names), key=len, reverse=True)) + r")\b"
+        return " ".join(re.sub(pattern, " ", self.text).split())
 
 
 def validate(question: object, max_chars: int) -> str:
@@ -119,8 +131,16 @@ def _too_long(length: int, max_chars: int) -> str:
     return f"the question is {length:,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
 
 
-def profile(text: str) -> QuestionProfile:
-    """Classify a validated question and extract its terms."""
+def profile(text: str, aliases: dict[str, str] | None = None) -> QuestionProfile:
+    """Classify a validated question and extract its terms.
+
+    Args:
+        text: The question (validated, and normalised by the corpus lexicon when one is used).
+        aliases: Stemmed term -> the stem the corpus uses for it
+            (:meth:`assistant.lexicon.Lexicon.term_aliases`).
+
+    """
+    aliases = aliases or {}
     kind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
     subject = _definition_subject(text) if kind == "definition" else ""
     if kind == "definition" and not subject:
@@ -136,7 +156,7 @@ def profile(text: str) -> QuestionProfile:
         text=text,
         kind=kind,
         wants_reference=bool(_REFERENCE.search(text)),
-        terms=tuple(t for t in dict.fromkeys(terms(text)) if t not in form),
+        terms=tuple(t for t in dict.fromkeys(aliases.get(t, t) for t in terms(text)) if t not in form),
         names=names,
         quoted=tuple(q.lower().strip(" ,.") for q in _QUOTED.findall(text) if len(q.split()) >= 2),
         focus=tuple(t for t in _focus_terms(text) if t not in form),

@@ -1,30 +1,30 @@
 """Sentence-level reranking: score candidate sentences, then order passages by their best one.
 
-There is no cross-encoder offline, so each sentence is scored by four features (0..1 each):
+There is no cross-encoder offline, so each candidate sentence gets a row of evidence features
+(:data:`SENTENCE_FEATURES`, each 0..1) and its score is a logistic regression over them: the
+probability that the sentence is gold evidence for the question. The weights are fitted on
+the tune split of the question bank by :mod:`assistant.fitting` and stored in
+``assistant/fitted.json`` with their source; nothing here is tuned by hand.
 
-* ``dense``: cosine similarity of sentence and question embeddings (the local embedder);
-* ``coverage``: IDF-weighted share of the question's content terms found in the sentence;
-* ``kind``: whether it holds what the question's form asks for (a date, a number, a name, a
-  contrast, a definition, a source entry, the thesis, the byline);
-* ``rank``: 1 / (1 + rank) of its passage in the fused retrieval ranking.
-
-The weighted sum is the sentence score (0..1), plus ``QUOTE_BONUS`` when the sentence holds a
-phrase the question quotes. Passages are then reranked by their best
-sentence score, so the evidence shown is the evidence the answer uses.
+Passages are then reranked by their best sentence, so the evidence shown is the evidence the
+answer uses.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assistant.chunking import Passage
 from assistant.config import Settings
-from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span
+from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span, footnotes_in
+from assistant.lexicon import Lexicon
 from assistant.question import QuestionProfile
 from assistant.retrieval import RetrievedPassage
 from assistant.text import CONTRAST, terms
@@ -34,23 +34,51 @@ if TYPE_CHECKING:
 
     from assistant.index import LoadedIndex
 
-# Feature weights of the sentence score, set by hand on the dev set's answerable questions.
-WEIGHTS = {"dense": 0.5, "coverage": 0.3, "kind": 0.12, "rank": 0.08}
+FITTED_PATH = Path(__file__).with_name("fitted.json")
 CANDIDATE_PASSAGES = 8  # sentences are drawn from this many top passages…
-CANDIDATE_SENTENCES = 10  # …and from the sentences most similar to the question anywhere
-QUOTE_BONUS = 0.2  # the sentence contains a phrase the question quotes ("tightened a year later")
-MISSING_ARTIFACT_FACTOR = 0.8  # a sentence describing an absent table ("Table 1 shows…") says little
+CANDIDATE_SENTENCES = 10  # …from the sentences most similar to the question anywhere…
+CANDIDATE_REFERENCES = 3  # …and from the best-matching reference entries and those the top sentences cite
+
+# What each feature measures (all 0..1); the order is the order of the fitted weights.
+SENTENCE_FEATURES = {
+    "dense": "cosine similarity of question and sentence embeddings (negative -> 0)",
+    "detail_dense": "the same for the question without its names (what it asks about them)",
+    "coverage": "IDF-weighted share of the question's terms in the sentence",
+    "context_coverage": "the same for the sentence's whole paragraph (or reference entry)",
+    "names": "share of the question's names and numbers in the sentence (0.5 if it has none)",
+    "kind": "holds what the question's form asks for: a date, number, name, place, contrast, definition (0.5: n/a)",
+    "rank": "1 / (1 + rank) of its passage in the fused retrieval ranking",
+    "bm25": "its passage's BM25 score over the best BM25 score of the question",
+    "quoted": "holds a phrase the question quotes",
+    "reference_asked": "is a reference entry, for a question about sources",
+    "reference_unasked": "is a reference entry, for any other question",
+    "cites_asked": "is an essay sentence with a footnote, for a question about sources",
+    "about_essay_asked": "is the title/byline or about-the-author text, for a question about the essay itself",
+    "about_essay_unasked": "is the title/byline or about-the-author text, for any other question",
+    "thesis_asked": "is in the introduction's last or the conclusion's paragraph, for a summary question",
+    "section_named": "is in a section the question names",
+    "reference_number": "is reference entry n, or cites it, for a question naming reference/footnote n",
+    "missing_artifact": "describes a table or figure the text does not contain",
+    "interrogative": "is itself a question ('What exactly did … mean?')",
+}
 
 _YEAR_OR_DATE = re.compile(
     r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
 # A quantity (years excluded: "how many" is not answered by "in 2019").
 _NUMBER = re.compile(
-    r"\b((?!(?:19|20)\d\d\b)\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b",
+    r"\b((?!(?:19|20)\d\d\b)\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
+    r"dozens?|hundreds?|thousands?|millions?|billions?|first|second|third)\b",
     re.I,
 )
-_FOOTNOTE = re.compile(r"\(\d{1,2}\)")
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+_PLACE = re.compile(r"\b(?:in|at|from|to|of) (?:the )?[A-Z][a-z]+")
+# "reference 12", "footnote (12)", "source #12", "ref. 12", "note 12", "[12]"
+_REFERENCE_NUMBER = re.compile(
+    r"(?:\b(?:ref(?:erence)?s?|footnotes?|sources?|notes?|entry|entries|citations?)\.?\s*(?:no\.?|number|#)?\s*"
+    r"[(\[]?(\d{1,2})\b|[(\[](\d{1,2})[)\]])",
+    re.I,
+)
 
 
 def defines(term: str, text: str) -> bool:
@@ -66,30 +94,98 @@ def defines(term: str, text: str) -> bool:
     return re.search(pattern, text, re.I) is not None
 
 
+def holds_kind(kind: str, text: str) -> bool | None:
+    """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
+
+    A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place
+    ("in Nagasaki", "at the Brookings Institution") for ``where``.
+    """
+    pattern = {"date": _YEAR_OR_DATE, "number": _NUMBER, "who": _NAME, "where": _PLACE}.get(kind)
+    return None if pattern is None else bool(pattern.search(text))
+
+
+def load_fitted(path: Path = FITTED_PATH) -> dict[str, Any]:
+    """The fitted weights (``sentence`` and ``answerability`` models, and their ``source``).
+
+    Raises:
+        FileNotFoundError: If ``path`` is missing (run ``python -m assistant.fitting``).
+
+    """
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    """A fitted logistic regression: ``p = 1 / (1 + exp(-(coef · x + intercept)))``."""
+
+    features: tuple[str, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LogisticModel:
+        return cls(tuple(data["features"]), tuple(float(c) for c in data["coef"]), float(data["intercept"]))
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.intercept + sum(c * features[f] for f, c in zip(self.features, self.coef, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
-    """A candidate sentence and its score (0..1, higher is better)."""
+    """A candidate sentence and its score (0..1: the probability that it is evidence for the question)."""
 
     row: int
     passage: Passage
     span: Span
     score: float
     terms: frozenset[str]
+    features: dict[str, float] | None = None
 
 
 class SentenceReranker:
-    """Scores sentences and reranks passages for one loaded index. Thread-safe (no per-question state)."""
+    """Scores sentences and reranks passages for one loaded index. Thread-safe (no per-question state).
 
-    def __init__(self, index: LoadedIndex, corpus: Corpus, settings: Settings) -> None:
+    Args:
+        index: The loaded index (its manifest holds the corpus's :class:`~assistant.lexicon.Lexicon`).
+        corpus: The parsed corpus the index was built from.
+        settings: Settings (``answer.disabled`` switches mechanisms off for ablations).
+        fitted: The fitted weights; default :func:`load_fitted`.
+
+    """
+
+    def __init__(
+        self, index: LoadedIndex, corpus: Corpus, settings: Settings, fitted: dict[str, Any] | None = None
+    ) -> None:
         self.index = index
         self.corpus = corpus
         self.settings = settings
+        self.lexicon = Lexicon.from_dict(index.manifest.get("lexicon"))
+        self.fitted = fitted if fitted is not None else load_fitted()
+        self.model = LogisticModel.from_dict(self.fitted["sentence"])
         rows = zip(index.sentence_ids, index.sentence_spans, strict=True)
         self.row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
 
     @cached_property
+    def term_aliases(self) -> dict[str, str]:
+        return self.lexicon.term_aliases()
+
+    def terms(self, text: str) -> list[str]:
+        """Stemmed content terms of ``text`` with the lexicon's aliases applied ("japanes" -> "japan")."""
+        aliases = self.term_aliases
+        return [aliases.get(t, t) for t in terms(text)]
+
+    @cached_property
     def sentence_terms(self) -> list[frozenset[str]]:
-        return [frozenset(terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
+        return [frozenset(self.terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
+
+    @cached_property
+    def passage_terms(self) -> dict[str, frozenset[str]]:
+        """Each passage's terms, widened to its whole paragraph for essay passages."""
+        by_paragraph: dict[tuple[str, int], set[str]] = {}
+        for p in self.index.passages.values():
+            by_paragraph.setdefault((p.kind, p.paragraph), set()).update(self.terms(p.text))
+        return {pid: frozenset(by_paragraph[(p.kind, p.paragraph)]) for pid, p in self.index.passages.items()}
 
     @cached_property
     def idf(self) -> dict[str, float]:
@@ -111,17 +207,47 @@ class SentenceReranker:
         return next((s for s in self.corpus.sections if "author" in s.lower()), None)
 
     @cached_property
-    def initialisms(self) -> frozenset[str]:
-        """Lower-cased initials of the corpus's capitalised phrases.
+    def section_terms(self) -> dict[str, frozenset[str]]:
+        """Each essay section's heading terms (sections other than the title and references)."""
+        skip = {FRONT_MATTER, INTRODUCTION, "References"}
+        return {s: frozenset(self.terms(s)) for s in self.corpus.sections if s not in skip}
 
-        "apec" for "Asia-Pacific Economic Cooperation", so an acronym in a question is recognised.
-        """
-        phrases = re.findall(r"(?:[A-Z][\w’]*[\s-]+(?:(?:of|and|the|for)\s+)?){2,}", self.corpus.text)
-        found = set()
-        for phrase in phrases:
-            words = [w for w in re.split(r"[\s-]+", phrase) if w and w[0].isupper()]
-            found.add("".join(w[0] for w in words).lower())
-        return frozenset(found)
+    def named_sections(self, question: QuestionProfile) -> set[str]:
+        """Sections a question asks about: it says "section" or asks for a summary, and names a heading
+        (all of its terms, or two of them); "introduction" and "conclusion" name the first and last."""
+        text = question.text.lower()
+        if "section" not in text and question.kind != "summary":
+            return set()
+        asked = set(question.terms)
+        found = {s for s, ts in self.section_terms.items() if ts and (ts <= asked or len(ts & asked) >= 2)}
+        if re.search(r"\bintro(duction)?\b", text):
+            found.add(INTRODUCTION)
+        if re.search(r"\b(conclu\w*|closing|final section|last section)\b", text):
+            conclusion = self.thesis_paragraphs[1]
+            found |= {p.section for p in self.corpus.paragraphs if p.number == conclusion}
+        return found
+
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """Every term the corpus uses: its sentences and its section headings."""
+        return frozenset(self.idf) | frozenset().union(
+            *self.section_terms.values(), frozenset(self.terms(INTRODUCTION))
+        )
+
+    def read(self, text: str) -> QuestionProfile:
+        """Profile a validated question, read with the corpus lexicon (unless switched off)."""
+        from assistant.question import profile
+
+        if not self.settings.answer.enabled("lexicon"):
+            return profile(text)
+        return profile(self.lexicon.normalise(text), self.term_aliases)
+
+    def reference_numbers(self, question: QuestionProfile) -> set[int]:
+        """Reference numbers the question names ("reference 12", "footnote (3)") that the corpus has."""
+        if not self.settings.answer.enabled("citation_graph"):
+            return set()
+        found = {int(a or b) for a, b in _REFERENCE_NUMBER.findall(question.text)}
+        return found & self.corpus.references.keys()
 
     def _weight(self, term: str) -> float:
         return self.idf.get(term, math.log(len(self.sentence_terms) + 1))
@@ -131,77 +257,147 @@ class SentenceReranker:
         total = sum(self._weight(t) for t in wanted)
         return sum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
 
+    def question_terms(self, question: QuestionProfile) -> set[str]:
+        return set(question.terms)
+
     def _kind_match(self, question: QuestionProfile, passage: Passage, text: str) -> float:
-        if question.wants_reference:
-            # A bibliography entry, or an essay sentence whose footnote leads to one.
-            return 1.0 if passage.kind == "reference" or _FOOTNOTE.search(text) else 0.0
         if passage.kind == "reference":
-            return 0.0
+            return 0.5
+        found = holds_kind(question.kind, text)
+        if found is not None:
+            return float(found)
         match question.kind:
-            case "date":
-                return 1.0 if _YEAR_OR_DATE.search(text) else 0.0
-            case "number":
-                return 1.0 if _NUMBER.search(text) else 0.0
-            case "who":
-                return 1.0 if _NAME.search(text) else 0.0
             case "compare":
                 return 1.0 if CONTRAST.search(text) else 0.0
             case "definition":
                 return 1.0 if question.subject and defines(question.subject, text) else 0.0
-            case "summary":
-                return 1.0 if passage.paragraph in self.thesis_paragraphs else 0.0
-            case "author":
-                return 1.0 if passage.section in (FRONT_MATTER, self.author_section) else 0.0
         return 0.5
+
+    def _is_about_essay(self, passage: Passage) -> bool:
+        return passage.section in (FRONT_MATTER, self.author_section)
 
     def _structural_passages(self, question: QuestionProfile) -> list[Passage]:
         """Passages a question's form points to, wherever retrieval ranked them.
 
-        The thesis paragraphs for summary questions; the title/byline and the author section
-        for author questions.
+        The thesis paragraphs for summary questions, the title/byline and the author section
+        for author questions, the sections a question names.
         """
-        if question.kind not in ("summary", "author") or question.wants_reference:
-            return []
+        sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
+        thesis = self.thesis_paragraphs if question.kind == "summary" else ()
+        numbers = self.reference_numbers(question)
         return [
-            p for p in self.index.passages.values() if p.kind == "essay" and self._kind_match(question, p, "") == 1.0
+            p
+            for p in self.index.passages.values()
+            if (set(p.refs) & numbers)
+            or p.kind == "essay"
+            and (
+                p.section in sections
+                or p.paragraph in thesis
+                or (question.kind == "author" and self._is_about_essay(p))
+            )
         ]
 
+    def _reference_passages(self, retrieved: list[RetrievedPassage], rows: list[int]) -> list[Passage]:
+        """The citation graph, essay -> references: entries footnoted by the top essay sentences, and
+        the best-ranked entries of retrieval.
+        """
+        found: list[Passage] = []
+        for row in rows[:CANDIDATE_REFERENCES]:
+            span = self.index.sentence_spans[row]
+            for number in footnotes_in(self.corpus.text[span.start : span.end]):
+                if (p := self.index.passages.get(f"ref-{number:02d}")) is not None:
+                    found.append(p)
+        found += [r.passage for r in retrieved if r.passage.kind == "reference"][:CANDIDATE_REFERENCES]
+        return found
+
+    def features(
+        self,
+        question: QuestionProfile,
+        passage: Passage,
+        row: int,
+        similarity: float,
+        rank: int,
+        bm25: float,
+        sections: set[str],
+        numbers: set[int],
+    ) -> dict[str, float]:
+        """The feature row (:data:`SENTENCE_FEATURES`) of sentence ``row`` of ``passage`` for ``question``."""
+        span = self.index.sentence_spans[row]
+        text = self.corpus.text[span.start : span.end]
+        have = self.sentence_terms[row]
+        q_terms = self.question_terms(question)
+        names = {t for n in question.names for t in self.terms(n)}
+        is_ref = passage.kind == "reference"
+        about_essay = self._is_about_essay(passage)
+        asks_essay = question.kind == "author"
+        return {
+            "dense": max(0.0, similarity),
+            "coverage": self.coverage(q_terms, have),
+            "context_coverage": self.coverage(q_terms, self.passage_terms[passage.id]),
+            "names": len(names & have) / len(names) if names else 0.5,
+            "kind": self._kind_match(question, passage, text),
+            "rank": 1.0 / (1 + rank),
+            "bm25": bm25,
+            "quoted": float(bool(question.quoted) and any(q in text.lower() for q in question.quoted)),
+            "reference_asked": float(is_ref and question.wants_reference),
+            "reference_unasked": float(is_ref and not question.wants_reference),
+            "cites_asked": float(not is_ref and question.wants_reference and bool(footnotes_in(text))),
+            "about_essay_asked": float(about_essay and asks_essay),
+            "about_essay_unasked": float(about_essay and not asks_essay),
+            "thesis_asked": float(
+                question.kind == "summary" and not is_ref and passage.paragraph in self.thesis_paragraphs
+            ),
+            "section_named": float(passage.section in sections),
+            "reference_number": float(
+                bool(numbers)
+                and (bool(set(passage.refs) & numbers) if is_ref else bool(set(footnotes_in(text)) & numbers))
+            ),
+            "missing_artifact": float(any(a in text for a in self.corpus.missing_artifacts)),
+            "interrogative": float(text.rstrip('”’" ').endswith("?")),
+        }
+
     def score_sentences(
-        self, question: QuestionProfile, query_vector: np.ndarray, retrieved: list[RetrievedPassage]
+        self,
+        question: QuestionProfile,
+        query_vector: np.ndarray,
+        retrieved: list[RetrievedPassage],
+        detail_vector: np.ndarray | None = None,
     ) -> list[ScoredSentence]:
-        """Score the sentences of the top retrieved passages and the most similar sentences; best first."""
+        """Score the candidate sentences; best first.
+
+        Candidates: the sentences of the top retrieved passages, of the passages the question's
+        form points to, the sentences most similar to the question anywhere, and the reference
+        entries the best of those cite or that retrieval ranks best.
+        """
         import numpy as np
 
         passages = [r.passage for r in retrieved[:CANDIDATE_PASSAGES]]
         passages += self._structural_passages(question)
-        rows = [(rank, self.row_of[(p.id, s.start)]) for rank, p in enumerate(passages) for s in p.sentences]
         similarities = self.index.sentence_vectors @ query_vector
-        rows += [(len(passages), int(i)) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
-        seen, scored = set(), []
-        q_terms = set(question.terms)
-        for rank, row in rows:
-            if row in seen:
-                continue
-            seen.add(row)
+        detail = similarities if detail_vector is None else self.index.sentence_vectors @ detail_vector
+        similar = [int(i) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
+        if self.settings.answer.enabled("citation_graph"):
+            passages += self._reference_passages(retrieved, similar)
+        rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
+        best_bm25 = max((r.bm25 or 0.0 for r in retrieved), default=0.0) or 1.0
+        bm25_of = {r.passage.id: (r.bm25 or 0.0) / best_bm25 for r in retrieved}
+        bm25_raw = {r.passage.id: r.bm25 or 0.0 for r in retrieved}
+        rows = [self.row_of[(p.id, s.start)] for p in passages for s in p.sentences] + similar
+        sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
+        numbers = self.reference_numbers(question)
+        scored = []
+        for row in dict.fromkeys(rows):
             passage = self.index.passages[self.index.sentence_ids[row]]
-            if passage.kind == "reference" and not question.wants_reference:
-                continue  # a bibliography entry is evidence only for questions about sources
-            if passage.section == FRONT_MATTER and question.kind != "author":
-                continue  # the title and byline answer only questions about the essay itself
-            span = self.index.sentence_spans[row]
-            text = self.corpus.text[span.start : span.end]
-            features = {
-                "dense": max(0.0, float(similarities[row])),
-                "coverage": self.coverage(q_terms, self.sentence_terms[row]),
-                "kind": self._kind_match(question, passage, text),
-                "rank": 1.0 / (1 + rank),
-            }
-            score = sum(WEIGHTS[k] * v for k, v in features.items())
-            if question.quoted and any(q in text.lower() for q in question.quoted):
-                score += QUOTE_BONUS
-            if any(artifact in text for artifact in self.corpus.missing_artifacts):
-                score *= MISSING_ARTIFACT_FACTOR
-            scored.append(ScoredSentence(row, passage, span, score, self.sentence_terms[row]))
+            rank = rank_of.get(passage.id, len(retrieved))
+            values = self.features(
+                question, passage, row, float(similarities[row]), rank, bm25_of.get(passage.id, 0.0), sections, numbers
+            )
+            values["detail_dense"] = max(0.0, float(detail[row]))
+            score = self.model.probability(values)
+            values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
+            scored.append(
+                ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.sentence_terms[row], values)
+            )
         return sorted(scored, key=lambda s: -s.score)
 
     def rerank(self, retrieved: list[RetrievedPassage], scored: list[ScoredSentence]) -> list[RetrievedPassage]:

@@ -9,6 +9,7 @@ cited by the best essay passages, and the best-matching reference entries, join 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -48,18 +49,27 @@ class RetrievedPassage:
 
 
 class HybridRetriever:
-    """Ranks passages of a :class:`~assistant.index.LoadedIndex` for a question."""
+    """Ranks passages of a :class:`~assistant.index.LoadedIndex` for a question.
 
-    def __init__(self, index: LoadedIndex, settings: Settings) -> None:
+    Args:
+        index: The loaded index.
+        settings: Settings (``candidate_k``, ``rrf_k``).
+        text_terms: How passage text becomes BM25 terms; default :func:`assistant.text.terms`
+            (the answerer passes the lexicon's, so "Japanese" in a passage meets "Japan").
+
+    """
+
+    def __init__(self, index: LoadedIndex, settings: Settings, text_terms: Callable[[str], list[str]] = terms) -> None:
         self.index = index
         self.settings = settings
+        self.text_terms = text_terms
         self._ids = list(index.passages)
 
     @cached_property
     def _bm25(self):
         from rank_bm25 import BM25Okapi
 
-        return BM25Okapi([terms(p.text) or ["_"] for p in self.index.passages.values()])
+        return BM25Okapi([self.text_terms(p.text) or ["_"] for p in self.index.passages.values()])
 
     def _dense(self, query_vector: np.ndarray, k: int) -> dict[str, float]:
         hits = self.index.store.similarity_search_by_vector_with_relevance_scores(query_vector.tolist(), k=k)

@@ -30,18 +30,18 @@ QUESTION_FORM = frozenset(
     happened happen roughly approximately cite cites cited wrote written source sources entry entries
     date year month day""".split()
 )
-# Nationality adjectives meet their country's name ("Japanese" ~ "Japan").
 _STEMMER = snowballstemmer.stemmer("english")
-_DEMONYMS = {"japanese": "japan", "chinese": "china", "american": "america", "dutch": "netherlands"}
+_STOP_STEMS = frozenset(_STEMMER.stemWord(w.removesuffix("'s")) for w in STOPWORDS) | {"what"}
 
 
 def stem(word: str) -> str:
     """The Snowball (Porter 2) English stem of ``word``, lower-cased.
 
-    Nationality adjectives map to their country ("Japanese" -> "japan"); possessives are dropped.
+    Possessives are dropped. (Demonyms meet their country through the corpus's lexicon,
+    :meth:`assistant.lexicon.Lexicon.term_aliases`.)
     """
     word = word.lower().replace("’", "'").removesuffix("'s").strip("'")
-    return _stem(_DEMONYMS.get(word, word))
+    return _stem(word)
 
 
 @lru_cache(maxsize=65536)
@@ -55,10 +55,12 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Stemmed content terms of ``text`` (stopwords removed), in order, repeats kept."""
-    return [
+    """Stemmed content terms of ``text`` (stopwords removed, also in another form: "authors", "whats"),
+    in order, repeats kept."""
+    stems = (
         stem(w) for w in words(text) if len(w) > 1 and w.lower().replace("’", "'").removesuffix("'s") not in STOPWORDS
-    ]
+    )
+    return [s for s in stems if s not in _STOP_STEMS]
 
 
 def strip_footnotes(text: str) -> str:

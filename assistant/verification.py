@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from assistant.answering import Citation, ReferenceInfo
 from assistant.config import Settings
 from assistant.corpus import Span, footnotes_in
-from assistant.text import terms
 
 if TYPE_CHECKING:
     from assistant.chunking import Passage
@@ -168,7 +167,7 @@ class CitationChecker:
         scores 0 (so "banned in 2023" is not supported by a passage that says "December 2018"
         for the ban and "2023" for something else).
         """
-        wanted = set(terms(text))
+        wanted = set(self.reranker.terms(text))
         numbers = _numbers(text)
         best: Support | None = None
         closest: Support | None = None  # best by similarity alone, to say which numbers it lacks

@@ -1,0 +1,256 @@
+"""Fit the answerer's learned weights on the tune split: ``python -m assistant.fitting``.
+
+Two logistic regressions (scikit-learn, L2, ``C=1``), fitted in order and written to
+``assistant/fitted.json`` with their source (the tune file's SHA-256, its size, the
+cross-validated scores):
+
+1. **Sentence evidence model** (:data:`assistant.reranking.SENTENCE_FEATURES`): one row per
+   candidate sentence of each answerable tune question; the label is whether the sentence
+   overlaps one of the question's gold evidence strings by at least half of the shorter of
+   the two.
+2. **Answerability model** (:data:`assistant.answering.ANSWERABILITY_FEATURES`): one row per
+   tune question, computed with model 1; the label is whether the essay answers it (gold
+   evidence, not ``unanswerable``). Its refusal threshold maximises, over 5-fold
+   cross-validated probabilities, the share of unanswerable questions declined minus
+   ``FALSE_REFUSAL_COST`` times the share of answerable ones declined.
+
+3. **Selection** (``join_ratio``, ``join_coverage`` of :class:`assistant.config.AnswerSettings`):
+   among grid points whose median answer is at most ``MEDIAN_CHARS_CAP`` characters, the one with
+   the most answerable tune questions whose key facts (``must_include``) are all in the answer,
+   the shortest median answer breaking ties.
+
+The test split is never read. Needs the ``fit`` extra (scikit-learn). Deterministic: the same
+tune file, corpus and model give the same weights (``tests/test_fitting.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from assistant.config import REPO_ROOT, Settings
+
+TUNE_PATH = REPO_ROOT / "tests" / "data" / "tune.jsonl"
+FALSE_REFUSAL_COST = 3.0  # a wrongly declined answerable question costs 3 answered unanswerable ones
+C = 1.0  # inverse L2 strength (scikit-learn's default)
+FOLDS = 5
+
+
+def _zero_model(features: dict[str, str]) -> dict[str, Any]:
+    return {"features": list(features), "coef": [0.0] * len(features), "intercept": 0.0}
+
+
+def gold_spans(text: str, evidence: list[str]) -> list[tuple[int, int]]:
+    """Every ``[start, end)`` where a gold evidence string occurs in the corpus text."""
+    spans = []
+    for e in evidence:
+        start = text.find(e)
+        while start >= 0:
+            spans.append((start, start + len(e)))
+            start = text.find(e, start + 1)
+    return spans
+
+
+def is_evidence(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether ``[start, end)`` overlaps a gold span by half the shorter of the two."""
+    return any(min(end, e) - max(start, s) >= 0.5 * min(end - start, e - s) for s, e in spans)
+
+
+def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, Any]):
+    """Run retrieval and sentence scoring for each item; returns (answerer, [(item, profile, scored)])."""
+    from assistant import index
+    from assistant.answering import ExtractiveAnswerer
+    from assistant.corpus import load_corpus
+    from assistant.embeddings import get_embedder
+    from assistant.question import validate
+    from assistant.retrieval import HybridRetriever
+
+    loaded = index.open_index(settings, progress=False)
+    corpus = load_corpus(settings.corpus_path)
+    answerer = ExtractiveAnswerer(loaded, corpus, settings, fitted=fitted)
+    reranker = answerer.reranker
+    retriever = HybridRetriever(loaded, settings, reranker.terms)
+    embedder = get_embedder(settings)
+    runs = []
+    for item in items:
+        question = reranker.read(validate(item["question"], settings.max_question_chars))
+        vector, detail_vector = embedder.encode([question.text, question.detail])
+        retrieved = retriever.retrieve(question, vector)
+        runs.append((item, question, reranker.score_sentences(question, vector, retrieved, detail_vector)))
+    return answerer, runs
+
+
+def _fit(rows: list[list[float]], labels: list[int]):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=5000).fit(rows, labels)
+
+
+def _cv_probabilities(rows: list[list[float]], labels: list[int]) -> list[float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
+    model = LogisticRegression(C=C, max_iter=5000)
+    return [float(p) for p in cross_val_predict(model, rows, labels, cv=folds, method="predict_proba")[:, 1]]
+
+
+def choose_threshold(probabilities: list[float], answerable: list[int]) -> float:
+    """The threshold (0.01 steps) maximising declined-unanswerable share minus
+    ``FALSE_REFUSAL_COST`` x declined-answerable share; the middle of the best run on ties.
+    """
+    positives = sum(answerable) or 1
+    negatives = (len(answerable) - sum(answerable)) or 1
+    gains = []
+    for i in range(1, 100):
+        t = i / 100
+        declined_unanswerable = sum(p < t and not a for p, a in zip(probabilities, answerable, strict=True))
+        declined_answerable = sum(p < t and a for p, a in zip(probabilities, answerable, strict=True))
+        gains.append((declined_unanswerable / negatives - FALSE_REFUSAL_COST * declined_answerable / positives, t))
+    best = max(g for g, _ in gains)
+    tied = [t for g, t in gains if g >= best - 1e-9]
+    return round(tied[len(tied) // 2], 2)
+
+
+def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
+    """Fit both models on ``tune_path``; returns the content of ``fitted.json``."""
+    from sklearn.metrics import roc_auc_score
+
+    from assistant.answering import ANSWERABILITY_FEATURES
+    from assistant.reranking import SENTENCE_FEATURES
+
+    raw = tune_path.read_bytes()
+    items = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    bootstrap = {
+        "sentence": _zero_model(SENTENCE_FEATURES),
+        "answerability": _zero_model(ANSWERABILITY_FEATURES) | {"threshold": 0.5},
+    }
+    answerer, runs = _collect(settings, items, bootstrap)
+    text = answerer.corpus.text
+
+    # 1. Sentence evidence model.
+    rows, labels = [], []
+    for item, _question, scored in runs:
+        spans = gold_spans(text, item.get("evidence") or [])
+        if not spans or item.get("type") == "unanswerable":
+            continue
+        for s in scored:
+            rows.append([s.features[f] for f in SENTENCE_FEATURES])
+            labels.append(int(is_evidence(s.span.start, s.span.end, spans)))
+    sentence = _fit(rows, labels)
+    sentence_cv = _cv_probabilities(rows, labels)
+    fitted = dict(bootstrap)
+    fitted["sentence"] = {
+        "features": list(SENTENCE_FEATURES),
+        "coef": [round(float(c), 6) for c in sentence.coef_[0]],
+        "intercept": round(float(sentence.intercept_[0]), 6),
+        "rows": len(rows),
+        "positives": sum(labels),
+        "cv_auc": round(float(roc_auc_score(labels, sentence_cv)), 4),
+    }
+
+    # 2. Answerability model, on the sentence scores of model 1.
+    from assistant.reranking import LogisticModel
+
+    model = LogisticModel.from_dict(fitted["sentence"])
+    q_rows, answerable = [], []
+    for item, question, scored in runs:
+        has_evidence = bool(item.get("evidence")) and item.get("type") != "unanswerable"
+        if not has_evidence and item.get("type") != "unanswerable":
+            continue  # neither answerable nor unanswerable (an instruction with no question in it)
+        rescored = sorted((_rescore(s, model) for s in scored), key=lambda s: -s.score)
+        features = answerer.answerability_features(question, rescored)
+        q_rows.append([features[f] for f in ANSWERABILITY_FEATURES])
+        answerable.append(int(has_evidence))
+    answerability = _fit(q_rows, answerable)
+    cv = _cv_probabilities(q_rows, answerable)
+    fitted["answerability"] = {
+        "features": list(ANSWERABILITY_FEATURES),
+        "coef": [round(float(c), 6) for c in answerability.coef_[0]],
+        "intercept": round(float(answerability.intercept_[0]), 6),
+        "threshold": choose_threshold(cv, answerable),
+        "rows": len(q_rows),
+        "answerable": sum(answerable),
+        "cv_auc": round(float(roc_auc_score(answerable, cv)), 4),
+        "cv_probabilities": [round(p, 4) for p in cv],
+        "labels": answerable,
+    }
+    # 3. Selection: how readily further sentences join the answer.
+    fitted["selection"] = _fit_selection(settings, answerer, runs, model, fitted)
+    fitted["source"] = {
+        "script": "python -m assistant.fitting",
+        "tune_file": str(tune_path.relative_to(REPO_ROOT)) if tune_path.is_relative_to(REPO_ROOT) else str(tune_path),
+        "tune_sha256": hashlib.sha256(raw).hexdigest(),
+        "tune_items": len(items),
+        "corpus_sha256": answerer.corpus.sha256,
+        "model": settings.embedding_model,
+        "false_refusal_cost": FALSE_REFUSAL_COST,
+        "C": C,
+    }
+    return fitted
+
+
+JOIN_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+JOIN_COVERAGES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+MEDIAN_CHARS_CAP = 320  # the quality issue's target is a median answer of at most 350 characters
+
+
+def _fit_selection(settings, answerer, runs, model, fitted) -> dict[str, Any]:
+    import statistics
+
+    from assistant.answering import ExtractiveAnswerer
+
+    rescored = [
+        (item, question, sorted((_rescore(s, model) for s in scored), key=lambda s: -s.score))
+        for item, question, scored in runs
+        if item.get("must_include") and item.get("evidence") and item.get("type") != "unanswerable"
+    ]
+    grid = []
+    for ratio in JOIN_RATIOS:
+        for coverage in JOIN_COVERAGES:
+            tried = settings.model_copy(
+                update={"answer": settings.answer.model_copy(update={"join_ratio": ratio, "join_coverage": coverage})}
+            )
+            composer = ExtractiveAnswerer(answerer.index, answerer.corpus, tried, fitted=fitted)
+            met, lengths = 0, []
+            for item, question, scored in rescored:
+                if not scored:
+                    continue
+                text = composer._draft(composer.select(question, scored), 1.0).text.lower()
+                met += all(any(o.lower() in text for o in m.split("|")) for m in item["must_include"])
+                lengths.append(len(text))
+            grid.append((met, -statistics.median(lengths), ratio, coverage))
+    met, negative_median, ratio, coverage = max(g for g in grid if -g[1] <= MEDIAN_CHARS_CAP)
+    return {"join_ratio": ratio, "join_coverage": coverage, "key_facts_met": met, "questions": len(rescored)}
+
+
+def _rescore(s, model):
+    return s.__class__(s.row, s.passage, s.span, model.probability(s.features), s.terms, s.features)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from assistant.reranking import FITTED_PATH
+
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant.fitting",
+        description="Fit the sentence evidence and answerability models on the tune split (never the test split).",
+    )
+    parser.add_argument("--tune", type=Path, default=TUNE_PATH, help="tune split (JSON lines; default %(default)s)")
+    parser.add_argument("--out", type=Path, default=FITTED_PATH, help="where to write (default %(default)s)")
+    args = parser.parse_args(argv)
+    fitted = fit(Settings(), args.tune.resolve())
+    args.out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
+    s, a = fitted["sentence"], fitted["answerability"]
+    print(
+        f"sentence model: {s['rows']} rows, cv AUC {s['cv_auc']}; answerability: {a['rows']} questions, "
+        f"cv AUC {a['cv_auc']}, threshold {a['threshold']}; wrote {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

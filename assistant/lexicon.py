@@ -1,0 +1,167 @@
+"""The corpus's own vocabulary for reading questions: acronyms, metonyms and demonyms.
+
+People ask "When does SOFA expire?", "How did Beijing react to Tokyo?", "What did the Dutch
+do?"; the essay writes "Status of Forces Agreement (SOFA)", "China", "Japan", "the Netherlands".
+A :class:`Lexicon` is derived from the corpus text when the index is built and stored in its
+manifest, so nothing here is specific to one essay:
+
+* ``acronyms``: every "Full Name (ACRONYM)" the corpus spells out, and the initials of its
+  capitalised multi-word names ("Asia-Pacific Economic Cooperation" -> "APEC");
+* ``aliases``: for each country the corpus names (countryinfo's country list), its capital
+  (the usual metonym for its government: Tokyo, Beijing, Washington), its demonym
+  ("Japanese") and its upper-case codes and alternative names ("USA", "Holland"), each
+  mapped to the country's name as the corpus writes it.
+
+:meth:`Lexicon.normalise` rewrites a question with these, and :meth:`Lexicon.term_aliases`
+maps stemmed terms ("japanes" -> "japan") so that coverage and BM25 meet either form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.text import stem
+
+LEXICON_VERSION = 1  # bump when what is derived changes: the index is then stale and rebuilt
+
+_SPELLED_OUT = re.compile(r"\b((?:[A-Z][\w’'-]*\s+(?:(?:of|and|the|for|on)\s+)?){1,7}[A-Z][\w’'-]*)\s+\(([A-Z]{2,8})\)")
+_CAPITALISED_PHRASE = re.compile(r"(?:[A-Z][\w’]*[ -]+(?:(?:of|and|the|for|on) +)?)+[A-Z][\w’]*")
+_CONNECTORS = frozenset({"of", "and", "the", "for", "on"})
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Question vocabulary derived from one corpus (see the module docstring).
+
+    Attributes:
+        acronyms: Upper-case acronym -> the full name the corpus uses.
+        aliases: Word or phrase as people write it -> the corpus's name for it; keys are
+            matched case-sensitively on word boundaries.
+
+    """
+
+    acronyms: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_corpus(cls, text: str) -> Lexicon:
+        """Derive the lexicon of ``text`` (about 0.1 s: countryinfo's 250 countries)."""
+        acronyms = {acr: " ".join(full.split()) for full, acr in _SPELLED_OUT.findall(text) if _initials_fit(full, acr)}
+        initialisms: dict[str, set[str]] = {}
+        for phrase in _CAPITALISED_PHRASE.findall(text):
+            for name, initials in _initialisms(phrase):
+                if initials not in acronyms and not re.search(rf"\b{initials}\b", text):
+                    initialisms.setdefault(initials, set()).add(name)
+        # An initialism two names share ("SEC") is ambiguous: left as written.
+        acronyms |= {initials: names.pop() for initials, names in initialisms.items() if len(names) == 1}
+        return cls(acronyms=dict(sorted(acronyms.items())), aliases=_country_aliases(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Lexicon:
+        data = data or {}
+        return cls(acronyms=dict(data.get("acronyms", {})), aliases=dict(data.get("aliases", {})))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"acronyms": self.acronyms, "aliases": self.aliases}
+
+    def normalise(self, question: str) -> str:
+        """``question`` with acronyms spelled out and metonyms/demonyms replaced by the corpus's names.
+
+        "When does SOFA expire?" -> "When does Status of Forces Agreement expire?"; the
+        corpus's own acronyms stay when it uses them in the text too.
+        """
+        text = question
+        for acronym, full in self.acronyms.items():
+            text = re.sub(rf"\b{acronym}\b", full, text)
+        for alias, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):
+            text = re.sub(rf"\b{re.escape(alias)}\b(?!\s+{re.escape(name)})", name, text)
+        return text
+
+    def term_aliases(self) -> dict[str, str]:
+        """Stemmed single-word alias -> stemmed corpus name ("japanes" -> "japan")."""
+        found = {}
+        for alias, name in self.aliases.items():
+            if " " not in alias and " " not in name:
+                found[stem(alias)] = stem(name)
+        return found
+
+
+def _initialisms(phrase: str) -> list[tuple[str, str]]:
+    """(name, initials) for each run of 2-6 words of ``phrase`` that starts and ends capitalised.
+
+    Both the capitals' initials and those with the connectors ("Status of Forces Agreement":
+    "SFA" and "SOFA"); only initials of 3 to 6 letters.
+    """
+    words = phrase.replace("-", " ").split()
+    found = []
+    for i, first in enumerate(words):
+        for j in range(i + 1, min(len(words), i + 6)):
+            run = words[i : j + 1]
+            if not (first[0].isupper() and run[-1][0].isupper()):
+                continue
+            name = " ".join(run)
+            for initials in {
+                "".join(w[0] for w in run if w[0].isupper()),
+                "".join(w[0].upper() for w in run if w[0].isupper() or w in _CONNECTORS and w != "the"),
+            }:
+                if 3 <= len(initials) <= 6:
+                    found.append((name, initials))
+    return found
+
+
+def _initials_fit(full: str, acronym: str) -> bool:
+    """Whether ``acronym`` is spelled by the capitals of ``full`` (so "(US)" after a random phrase is not)."""
+    capitals = "".join(w[0] for w in re.split(r"[\s-]+", full) if w and w[0].isupper())
+    return capitals.endswith(acronym) or acronym in capitals
+
+
+def _name_pattern(name: str) -> str:
+    """A name on word boundaries, with either apostrophe ("People's" or "People’s")."""
+    return r"\b" + re.escape(name).replace("'", "[’']") + r"\b"
+
+
+def _country_aliases(text: str) -> dict[str, str]:
+    """Capitals, demonyms and alternative names of the countries ``text`` names, to the name it uses."""
+    from countryinfo import all_countries
+
+    countries = [country.info() for country in all_countries()]
+    spans: list[tuple[int, int, str]] = []  # where each country name occurs, and whose it is
+    for info in countries:
+        for name in {info.get("name") or "", *(info.get("altSpellings") or [])}:
+            if len(name) > 3:
+                spans += [(m.start(), m.end(), info["name"]) for m in re.finditer(_name_pattern(name), text)]
+
+    def inside_another(start: int, end: int, owner: str) -> bool:  # "Republic of China" in "People’s Republic of China"
+        return any(s <= start and end <= e and (e - s) > (end - start) and o != owner for s, e, o in spans)
+
+    aliases: dict[str, str] = {}
+    for info in countries:
+        names = [info.get("name") or "", *(info.get("altSpellings") or [])]
+        used = next(
+            (
+                n
+                for n in names
+                if len(n) > 3
+                and any(
+                    not inside_another(m.start(), m.end(), info["name"]) for m in re.finditer(_name_pattern(n), text)
+                )
+            ),
+            None,
+        )
+        if used is None:
+            continue
+        capital = info.get("capital") or ""
+        candidates = [capital, capital.split(" D.C.")[0], info.get("demonym") or "", *names]
+        for alias in candidates:
+            alias = alias.strip()
+            if (
+                alias
+                and alias != used
+                and alias.isascii()
+                and (len(alias) > 3 or alias.isupper())
+                and alias.lower() != used.lower()
+            ):
+                aliases.setdefault(alias, used)
+    return dict(sorted(aliases.items()))
