@@ -41,7 +41,7 @@ test: lint browser
 	$(BIN)/python -m pytest
 
 eval: $(STAMP)
-	$(BIN)/essay-assistant eval tests/data/dev.jsonl --out docs
+	$(BIN)/essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate
 
 # Latency, cold start, rebuild time and memory beside LangChain's tutorial pipeline (docs/benchmarks.md).
 # BENCH_ARGS e.g. "--scale 10 --build-runs 1"; see `python -m benchmarks --help`.

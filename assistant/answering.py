@@ -273,8 +273,9 @@ class ExtractiveAnswerer:
         return [after] if after is not None else []
 
     def _asked_kind(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
-        """For when/how-many/who/where questions whose best sentence lacks the asked kind of thing:
-        the adjacent sentence (same paragraph) that holds it.
+        """The adjacent sentence holding the asked kind of thing, when the best one lacks it.
+
+        For when/how-many/who/where questions; the neighbour must be in the same paragraph.
         """
         if holds_kind(question.kind, self._text(best)) is not False:
             return []

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.answering import REFUSAL
 from assistant.api import Answer, Assistant
-from assistant.question import profile
+from assistant.config import MECHANISMS
 
 RECALL_KS = (1, 3, 5)
+# The frozen test split's SHA-256, recorded in docs/eval.md before any change it measures.
+FROZEN_TEST_SHA256 = "53843774da174a6e6d963e5e3d5c553f857c953df3db1123d36b350c809703ed"
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,6 @@ def evaluate(assistant: Assistant, items: list[Item]) -> dict[str, Any]:
             "sentences": n_sentences,
             "total_ms": answer.timings_ms["total"],
             "answerability": answer.answerability,
-            # Whether the threshold decides this question (not a summary/author question or a missing table).
-            "threshold_applies": profile(answer.standalone_question).kind not in ("summary", "author")
-            and not answer.answer.startswith(f"{REFUSAL} It refers to"),
         }
         for k in RECALL_KS:
             row[f"recall@{k}"] = evidence_recall(item, answer, k)
@@ -174,117 +172,235 @@ def evaluate(assistant: Assistant, items: list[Item]) -> dict[str, Any]:
     return {
         "overall": summarise(rows),
         "by_type": {t: summarise(r) for t, r in sorted(by_type.items())},
-        "refusal_sweep": refusal_sweep(rows),
         "questions": rows,
     }
 
 
-def refusal_sweep(rows: list[dict[str, Any]], step: float = 0.01) -> dict[str, Any]:
-    """Refusals at each threshold 0.20..0.80, and the threshold this QA set supports.
+# ---------------------------------------------------------------------------------------------
+# Several splits side by side (tune and test), ablations, and the answerability reliability plot.
 
-    A threshold's gain is the ``unanswerable`` items it declines minus the answerable items it
-    wrongly declines. Among runs of thresholds with equal gain within one of the best, the
-    widest run wins and its middle is chosen: the threshold farthest from flipping a question,
-    which matters more on unseen questions than one more dev item.
+SPLIT_COLUMNS = (
+    "key_fact_accuracy",
+    "false_refusal_rate",
+    "refusal_accuracy",
+    "evidence_recall@5",
+    "context_chars@5",
+    "citation_validity",
+    "answer_chars_median",
+    "latency_ms_p50",
+    "latency_ms_p95",
+)
+ABLATION_COLUMNS = ("key_fact_accuracy", "false_refusals", "refusal_accuracy", "evidence_recall@5")
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def evaluate_splits(assistant: Assistant, paths: list[Path]) -> dict[str, Any]:
+    """Evaluate each QA file (a split named by its file stem); ``{"splits": {name: report}, "files": …}``."""
+    splits = {path.stem: evaluate(assistant, load_items(path)) for path in paths}
+    files = {path.stem: {"path": str(path), "sha256": sha256_of(path)} for path in paths}
+    return {"splits": splits, "files": files}
+
+
+def ablate(settings: Any, paths: list[Path]) -> dict[str, Any]:
+    """Each mechanism of :data:`assistant.config.MECHANISMS` off in turn, on every split.
+
+    Returns ``{"baseline": {split: overall}, "ablations": {mechanism: {split: overall}}}``.
     """
-    table = []
-    for i in range(int(0.2 / step), int(0.8 / step) + 1):
-        threshold = round(i * step, 4)
-        declined = [r for r in rows if r["threshold_applies"] and r["answerability"] < threshold]
-        table.append(
-            {
-                "threshold": threshold,
-                "unanswerable_declined": sum(r["should_refuse"] for r in declined),
-                "answerable_declined": sum(r["answerable"] for r in declined),
-            }
+    items = {path.stem: load_items(path) for path in paths}
+
+    def run(disabled: frozenset[str]) -> dict[str, Any]:
+        tried = settings.model_copy(update={"answer": settings.answer.model_copy(update={"disabled": disabled})})
+        assistant = Assistant(tried)
+        return {name: evaluate(assistant, split)["overall"] for name, split in items.items()}
+
+    return {
+        "baseline": run(frozenset()),
+        "ablations": {mechanism: run(frozenset({mechanism})) for mechanism in MECHANISMS},
+    }
+
+
+def render_ablation(result: dict[str, Any]) -> str:
+    """Markdown: per mechanism and split, each figure with its change against everything on."""
+    splits = list(result["baseline"])
+    lines = [
+        "# Ablation: each mechanism switched off in turn",
+        "",
+        "Produced by `essay-assistant eval --ablate`. Each cell is the figure with the mechanism off, and in",
+        "brackets its change against the full system (key facts, unanswerable declined and recall@5 in %;",
+        "false refusals in questions). A mechanism earns its place when switching it off costs on the test split.",
+        "",
+        "| mechanism | what it does | " + " | ".join(f"{s}: {c}" for s in splits for c in ABLATION_COLUMNS) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in splits for _ in ABLATION_COLUMNS) + " |",
+    ]
+    base = result["baseline"]
+    lines.append(
+        "| (none: full system) | | " + " | ".join(str(base[s][c]) for s in splits for c in ABLATION_COLUMNS) + " |"
+    )
+    for mechanism, by_split in result["ablations"].items():
+        cells = []
+        for s in splits:
+            for c in ABLATION_COLUMNS:
+                value, reference = by_split[s][c], base[s][c]
+                delta = "" if value is None or reference is None else f" ({value - reference:+.1f})"
+                cells.append(f"{value}{delta}")
+        lines.append(f"| {mechanism} | {MECHANISMS[mechanism]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_splits(result: dict[str, Any], plot_names: list[str]) -> str:
+    """Markdown for several splits: the question bank, overall figures side by side, per type, tune misses.
+
+    Misses are listed for every split except ``test``: the test split is only ever scored.
+    """
+    splits = result["splits"]
+    names = list(splits)
+    lines = ["# Evaluation report", "", "## Question bank", ""]
+    for name, info in result["files"].items():
+        lines.append(
+            f"- `{info['path']}` ({splits[name]['overall']['questions']} questions): SHA-256 `{info['sha256']}`"
         )
-    gain = [t["unanswerable_declined"] - t["answerable_declined"] for t in table]
-    runs: list[list[float]] = []
-    for i, entry in enumerate(table):
-        if gain[i] >= max(gain) - 1:
-            if runs and i > 0 and gain[i] == gain[i - 1] and runs[-1][-1] == table[i - 1]["threshold"]:
-                runs[-1].append(entry["threshold"])
-            else:
-                runs.append([entry["threshold"]])
-    widest = max(runs, key=len)
-    return {"table": table, "chosen": round((widest[0] + widest[-1]) / 2, 2), "tied_range": [widest[0], widest[-1]]}
-
-
-def render_markdown(report: dict[str, Any], plot_name: str | None) -> str:
-    """A Markdown report: overall metrics, a per-type table, misses, and the plot."""
-    overall = report["overall"]
-    lines = ["# Evaluation report", "", f"Questions: {overall['questions']}", "", "## Overall", ""]
-    lines += ["| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in overall.items() if k != "questions"]
+    lines += [
+        "",
+        "The test split is frozen (its SHA-256 was first recorded as",
+        f"`{FROZEN_TEST_SHA256}`, before any change it measures) and only ever scored.",
+        "",
+        "## Overall",
+        "",
+        "| metric | " + " | ".join(names) + (" | tune − test |" if {"tune", "test"} <= set(names) else " |"),
+        "| --- " * (len(names) + 1 + ({"tune", "test"} <= set(names))) + "|",
+    ]
+    for column in SPLIT_COLUMNS:
+        values = [splits[n]["overall"][column] for n in names]
+        row = f"| {column} | " + " | ".join(str(v) for v in values) + " |"
+        if {"tune", "test"} <= set(names):
+            tune, test = splits["tune"]["overall"][column], splits["test"]["overall"][column]
+            row += f" {tune - test:+.1f} |" if tune is not None and test is not None else " |"
+        lines.append(row)
+    for name in names:
+        overall = splits[name]["overall"]
+        lines += [
+            "",
+            f"Unanswerable declined ({name}): {overall['refused_unanswerable']}; answerable declined: "
+            f"{overall['false_refusals']}.",
+        ]
     columns = [
         "key_fact_accuracy",
-        "evidence_recall@1",
-        "evidence_recall@3",
         "evidence_recall@5",
         "refused_unanswerable",
         "false_refusals",
         "answer_chars_median",
     ]
-    lines += ["", "## By question type", "", "| type | n | " + " | ".join(columns) + " |"]
-    lines += ["| --- " * (len(columns) + 2) + "|"]
-    for kind, metrics in report["by_type"].items():
-        lines.append(f"| {kind} | {metrics['questions']} | " + " | ".join(str(metrics[c]) for c in columns) + " |")
-    misses = [
-        q
-        for q in report["questions"]
-        if (q["should_refuse"] and not q["refused"]) or (q["must_include"] and not q["key_facts"])
-    ]
-    lines += ["", "## Misses", ""]
-    lines += [f"- `{q['id']}` ({q['type']}) {q['question']}\n  - answer: {q['answer'][:300]}" for q in misses] or [
-        "None."
-    ]
-    sweep = report.get("refusal_sweep")
-    if sweep:
-        lines += ["", "## Refusal threshold", ""]
-        lines += [
-            f"Thresholds {sweep['tied_range'][0]}–{sweep['tied_range'][1]} form the widest run whose gain "
-            "(unanswerable declined minus answerable declined) is within one of the best; "
-            f"its middle, {sweep['chosen']}, is the one to use.",
-            "",
-            "| threshold | unanswerable declined | answerable declined |",
-            "| --- | --- | --- |",
+    for name in names:
+        lines += ["", f"## By question type: {name}", "", "| type | n | " + " | ".join(columns) + " |"]
+        lines += ["| --- " * (len(columns) + 2) + "|"]
+        for kind, metrics in splits[name]["by_type"].items():
+            lines.append(f"| {kind} | {metrics['questions']} | " + " | ".join(str(metrics[c]) for c in columns) + " |")
+    for name in names:
+        if name == "test":
+            continue
+        misses = [
+            q
+            for q in splits[name]["questions"]
+            if (q["should_refuse"] and not q["refused"]) or (q["must_include"] and not q["key_facts"])
         ]
-        lines += [
-            f"| {t['threshold']} | {t['unanswerable_declined']} | {t['answerable_declined']} |"
-            for t in sweep["table"][::5]
+        lines += ["", f"## Misses: {name}", ""]
+        lines += [f"- `{q['id']}` ({q['type']}) {q['question']}\n  - answer: {q['answer'][:300]}" for q in misses] or [
+            "None."
         ]
-    if plot_name:
-        lines += ["", f"![recall@k and per-type accuracy]({plot_name})"]
+    lines += [""] + [f"![{n}]({n})" for n in plot_names]
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Save a PNG: evidence recall@k (left) and key-fact accuracy per question type (right)."""
+def reliability(rows: list[dict[str, Any]], bins: int = 10) -> list[dict[str, Any]]:
+    """Answerability calibration: per probability bin, the questions in it and the share the essay answers.
+
+    Only questions that are answerable (gold evidence) or ``unanswerable`` count.
+    """
+    table = [{"low": i / bins, "high": (i + 1) / bins, "n": 0, "answerable": 0, "mean": 0.0} for i in range(bins)]
+    for r in rows:
+        if r["answerability"] is None or not (r["answerable"] or r["should_refuse"]):
+            continue
+        entry = table[min(bins - 1, int(r["answerability"] * bins))]
+        entry["n"] += 1
+        entry["answerable"] += int(r["answerable"])
+        entry["mean"] += r["answerability"]
+    for entry in table:
+        entry["mean"] = round(entry["mean"] / entry["n"], 4) if entry["n"] else None
+        entry["observed"] = round(entry["answerable"] / entry["n"], 4) if entry["n"] else None
+    return table
+
+
+def plot_splits(result: dict[str, Any], out_dir: Path, threshold: float) -> list[Path]:
+    """Save ``eval.png`` (recall@k and key facts per type, each split) and ``reliability.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    overall = report["overall"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(RECALL_KS, [overall[f"evidence_recall@{k}"] for k in RECALL_KS], marker="o")
+    splits = result["splits"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    kinds = sorted({k for r in splits.values() for k, m in r["by_type"].items() if m["key_fact_accuracy"] is not None})
+    width = 0.8 / max(1, len(splits))
+    for i, (name, report) in enumerate(splits.items()):
+        overall = report["overall"]
+        left.plot(RECALL_KS, [overall[f"evidence_recall@{k}"] for k in RECALL_KS], marker="o", label=name)
+        values = [(report["by_type"].get(k) or {}).get("key_fact_accuracy") or 0 for k in kinds]
+        right.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
     left.set(
         xlabel="k (passages)", ylabel="evidence recall (%)", title="Evidence recall@k", xticks=RECALL_KS, ylim=(0, 101)
     )
-    kinds = [k for k, m in report["by_type"].items() if m["key_fact_accuracy"] is not None]
-    right.bar(kinds, [report["by_type"][k]["key_fact_accuracy"] for k in kinds])
-    right.set(ylabel="key-fact accuracy (%)", title="Key-fact accuracy by question type", ylim=(0, 101))
-    right.tick_params(axis="x", rotation=45)
+    left.legend()
+    right.set(ylabel="key facts in the answer (%)", title="Key facts by question type", ylim=(0, 101))
+    right.set_xticks([x + width * (len(splits) - 1) / 2 for x in range(len(kinds))], kinds, rotation=45, ha="right")
+    right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    eval_png = out_dir / "eval.png"
+    fig.savefig(eval_png, dpi=100)
     plt.close(fig)
 
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect calibration")
+    for name, report in splits.items():
+        table = [t for t in reliability(report["questions"]) if t["n"]]
+        ax.plot([t["mean"] for t in table], [t["observed"] for t in table], marker="o", label=f"{name}")
+        for t in table:
+            ax.annotate(str(t["n"]), (t["mean"], t["observed"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axvline(threshold, color="red", linewidth=1, label=f"refusal threshold {threshold}")
+    ax.set(
+        xlabel="answerability (predicted probability the essay answers)",
+        ylabel="share the essay answers (observed)",
+        title="Answerability reliability (n per point)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    reliability_png = out_dir / "reliability.png"
+    fig.savefig(reliability_png, dpi=100)
+    plt.close(fig)
+    return [eval_png, reliability_png]
 
-def write_report(report: dict[str, Any], out_dir: Path, stem: str = "eval") -> list[Path]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``out_dir``; returns their paths."""
+
+def write_split_report(result: dict[str, Any], out_dir: Path, threshold: float) -> list[Path]:
+    """Write ``eval.json``, ``eval.md``, ``eval.png`` and ``reliability.png`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png"))
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    plot(report, png_path)
-    md_path.write_text(render_markdown(report, png_path.name), encoding="utf-8")
-    return [json_path, md_path, png_path]
+    for report in result["splits"].values():
+        report["reliability"] = reliability(report["questions"])
+    json_path, md_path = out_dir / "eval.json", out_dir / "eval.md"
+    pngs = plot_splits(result, out_dir, threshold)
+    public = {
+        "files": result["files"],
+        "splits": {
+            # The test split's per-question rows are left out: it is only ever scored.
+            name: {k: v for k, v in report.items() if name != "test" or k != "questions"}
+            for name, report in result["splits"].items()
+        },
+    }
+    json_path.write_text(json.dumps(public, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_splits(result, [p.name for p in pngs]), encoding="utf-8")
+    return [json_path, md_path, *pngs]

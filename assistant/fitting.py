@@ -100,8 +100,10 @@ def _cv_probabilities(rows: list[list[float]], labels: list[int]) -> list[float]
 
 
 def choose_threshold(probabilities: list[float], answerable: list[int]) -> float:
-    """The threshold (0.01 steps) maximising declined-unanswerable share minus
-    ``FALSE_REFUSAL_COST`` x declined-answerable share; the middle of the best run on ties.
+    """The refusal threshold (0.01 steps) that declines the most, at a cost.
+
+    It maximises the declined share of unanswerable questions minus ``FALSE_REFUSAL_COST``
+    times the declined share of answerable ones; the middle of the best run on ties.
     """
     positives = sum(answerable) or 1
     negatives = (len(answerable) - sum(answerable)) or 1

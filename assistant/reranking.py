@@ -213,8 +213,11 @@ class SentenceReranker:
         return {s: frozenset(self.terms(s)) for s in self.corpus.sections if s not in skip}
 
     def named_sections(self, question: QuestionProfile) -> set[str]:
-        """Sections a question asks about: it says "section" or asks for a summary, and names a heading
-        (all of its terms, or two of them); "introduction" and "conclusion" name the first and last."""
+        """Sections a question asks about.
+
+        It says "section" or asks for a summary, and names a heading (all of its terms, or two
+        of them); "introduction" and "conclusion" name the first and the last.
+        """
         text = question.text.lower()
         if "section" not in text and question.kind != "summary":
             return set()
@@ -298,8 +301,9 @@ class SentenceReranker:
         ]
 
     def _reference_passages(self, retrieved: list[RetrievedPassage], rows: list[int]) -> list[Passage]:
-        """The citation graph, essay -> references: entries footnoted by the top essay sentences, and
-        the best-ranked entries of retrieval.
+        """The citation graph, essay -> references.
+
+        The entries footnoted by the top essay sentences, and the best-ranked entries of retrieval.
         """
         found: list[Passage] = []
         for row in rows[:CANDIDATE_REFERENCES]:

@@ -55,8 +55,10 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Stemmed content terms of ``text`` (stopwords removed, also in another form: "authors", "whats"),
-    in order, repeats kept."""
+    """Stemmed content terms of ``text``, in order, repeats kept.
+
+    Stopwords are removed, also in another form ("authors", "whats").
+    """
     stems = (
         stem(w) for w in words(text) if len(w) > 1 and w.lower().replace("’", "'").removesuffix("'s") not in STOPWORDS
     )
