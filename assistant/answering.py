@@ -22,7 +22,7 @@ from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
 from assistant.reranking import LogisticModel, ScoredSentence, SentenceReranker, defines, holds_kind
 from assistant.retrieval import RetrievedPassage
-from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, strip_footnotes
+from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, leans_on_previous, strip_footnotes
 
 if TYPE_CHECKING:
     from assistant.index import LoadedIndex
@@ -37,11 +37,11 @@ ANSWERABILITY_FEATURES = {
     "bm25": "the best passage BM25 score s, as s / (s + 5)",
     "coverage": "IDF-weighted coverage of the question's terms by the top 3 sentences together",
     "detail": "the same for its terms other than names (what is asked about the named things)",
-    "uncovered_rarity": "IDF of the rarest question term the top 3 sentences miss, over the highest IDF",
-    "unknown_terms": "IDF-weighted share of the question's terms the corpus never uses",
     "unknown_names": "share of the question's names and numbers the corpus never uses",
     "unknown_focus": "what the question asks for ('which city') is a word the corpus never uses",
     "kind_missing": "it asks for a date, number, name or place and none of the top 3 sentences holds one",
+    "kind_missing_best": "the same for the best sentence alone",
+    "focus_missing": "what the question asks for ('which city') is in none of the top 3 sentences' paragraphs",
 }
 
 _CAUSAL = re.compile(
@@ -257,19 +257,20 @@ class ExtractiveAnswerer:
         """Sentences that explain ``best`` for a "why" question.
 
         If ``best`` draws a consequence ("As such, …"): the sentence before it. If it states no
-        cause ("because", "in order to"): the adjacent sentence that does, else the sentence
-        after it (a claim is usually followed by its reason).
+        cause ("because", "in order to"): the next sentence when it gives one or leans on
+        ``best`` ("Indeed, if …"), else the previous one when it gives one, else the next one
+        (a claim is usually followed by its reason).
         """
         text = self._text(best)
         if CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
             return [before]
         if _CAUSAL.search(text):
             return []
-        for step in (1, -1):
-            near = self._neighbour(best, step)
-            if near is not None and _CAUSAL.search(self._text(near)):
-                return [near]
-        after = self._neighbour(best, 1)
+        after, before = self._neighbour(best, 1), self._neighbour(best, -1)
+        if after is not None and (_CAUSAL.search(self._text(after)) or leans_on_previous(self._text(after))):
+            return [after]
+        if before is not None and _CAUSAL.search(self._text(before)):
+            return [before]
         return [after] if after is not None else []
 
     def _asked_kind(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
@@ -277,11 +278,11 @@ class ExtractiveAnswerer:
 
         For when/how-many/who/where questions; the neighbour must be in the same paragraph.
         """
-        if holds_kind(question.kind, self._text(best)) is not False:
+        if holds_kind(question.kind, self._text(best), question.names) is not False:
             return []
         for step in (-1, 1):
             near = self._neighbour(best, step)
-            if near is not None and holds_kind(question.kind, self._text(near)):
+            if near is not None and holds_kind(question.kind, self._text(near), question.names):
                 return [near]
         return []
 
@@ -362,13 +363,13 @@ class ExtractiveAnswerer:
         After the sentences the question's form calls for, a candidate joins when its evidence
         probability is at least ``join_ratio`` of the best and it covers ``join_coverage``
         (IDF-weighted) of the question terms still uncovered (both fitted), or when
-        it continues a chosen sentence ("This action…"). Summary and author questions take
-        only what their form calls for.
+        it continues a chosen sentence ("This action…"). Summary, author and why questions take
+        only what their form calls for (term coverage would only add loosely related sentences).
         """
         answer = self.settings.answer
         best = scored[0]
         chosen = self._structural(question, scored)
-        if question.kind in ("summary", "author") or not answer.enabled("coverage"):
+        if question.kind in ("summary", "author", "why") or not answer.enabled("coverage"):
             return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
         rows = {c.row for c in chosen}
         q_terms = self.reranker.question_terms(question)
@@ -391,8 +392,8 @@ class ExtractiveAnswerer:
                 chars += len(text)
         return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
 
-    def unknown(self, question: QuestionProfile) -> tuple[list[str], set[str], set[str]]:
-        """(names and numbers, content terms, asked-for terms) of the question that the corpus never uses.
+    def unknown(self, question: QuestionProfile) -> tuple[list[str], set[str]]:
+        """(names and numbers, asked-for terms) of the question that the corpus never uses.
 
         An acronym counts as used when the lexicon spells it out.
         """
@@ -402,25 +403,21 @@ class ExtractiveAnswerer:
             for n in dict.fromkeys(question.names)
             if (ts := self.reranker.terms(n)) and not any(t in vocabulary for t in ts)
         ]
-        q_terms = self.reranker.question_terms(question)
-        unknown_terms = {t for t in q_terms if t not in vocabulary}
         aliases = self.reranker.term_aliases
         unknown_focus = {aliases.get(t, t) for t in question.focus} - vocabulary
-        return names, unknown_terms, unknown_focus
+        return names, unknown_focus
 
     def answerability_features(self, question: QuestionProfile, scored: list[ScoredSentence]) -> dict[str, float]:
         """The answerability model's feature row (:data:`ANSWERABILITY_FEATURES`)."""
         reranker = self.reranker
-        names, unknown_terms, unknown_focus = self.unknown(question)
+        names, unknown_focus = self.unknown(question)
         q_terms = reranker.question_terms(question)
         name_terms = {t for n in question.names for t in reranker.terms(n)}
-        weight = reranker._weight
-        total = sum(weight(t) for t in q_terms)
         top = scored[:3]
         have = frozenset().union(*(s.terms for s in top))
-        missed = [weight(t) for t in q_terms if t not in have]
-        rarest = max(reranker.idf.values(), default=1.0) or 1.0
-        kinds = [holds_kind(question.kind, self._text(s)) for s in top]
+        kinds = [holds_kind(question.kind, self._text(s), question.names) for s in top]
+        focus = {reranker.term_aliases.get(t, t) for t in question.focus}
+        paragraphs = frozenset().union(*(reranker.passage_terms[s.passage.id] for s in top))
         bm25 = max(((s.features or {}).get("bm25_raw", 0.0) for s in scored), default=0.0)
         return {
             "best": _logit(scored[0].score) / 10 if scored else -1.0,
@@ -430,11 +427,11 @@ class ExtractiveAnswerer:
             "bm25": bm25 / (bm25 + 5.0),
             "coverage": reranker.coverage(q_terms, have),
             "detail": reranker.coverage(q_terms - name_terms, have) if q_terms - name_terms else 1.0,
-            "uncovered_rarity": min(1.0, max(missed, default=0.0) / rarest),
-            "unknown_terms": sum(weight(t) for t in unknown_terms) / total if total else 0.0,
             "unknown_names": len(names) / len(set(question.names)) if question.names else 0.0,
             "unknown_focus": float(bool(unknown_focus)),
             "kind_missing": float(bool(kinds) and kinds[0] is not None and not any(kinds)),
+            "kind_missing_best": float(bool(kinds) and kinds[0] is False),
+            "focus_missing": float(bool(focus) and not focus & paragraphs),
         }
 
     def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:
@@ -500,7 +497,7 @@ class ExtractiveAnswerer:
             return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [])
         note = ""
         if self.settings.answer.enabled("missing_note"):
-            names, _, _ = self.unknown(question)
+            names, _ = self.unknown(question)
             if names:
                 listed = " or ".join(f"“{n}”" for n in names[:3])
                 note = f"The essay does not mention {listed}; what it says: "

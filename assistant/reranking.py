@@ -43,6 +43,8 @@ CANDIDATE_REFERENCES = 3  # …and from the best-matching reference entries and 
 SENTENCE_FEATURES = {
     "dense": "cosine similarity of question and sentence embeddings (negative -> 0)",
     "detail_dense": "the same for the question without its names (what it asks about them)",
+    "dense_relative": "its dense similarity over the best candidate's (1 for the most similar sentence)",
+    "coverage_relative": "its coverage over the best candidate's (1 for the best-covering sentence)",
     "coverage": "IDF-weighted share of the question's terms in the sentence",
     "context_coverage": "the same for the sentence's whole paragraph (or reference entry)",
     "names": "share of the question's names and numbers in the sentence (0.5 if it has none)",
@@ -65,10 +67,10 @@ SENTENCE_FEATURES = {
 _YEAR_OR_DATE = re.compile(
     r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
-# A quantity (years excluded: "how many" is not answered by "in 2019").
+# A quantity (years excluded: "how many" is not answered by "in 2019"; nor by "one", too often "no one").
 _NUMBER = re.compile(
-    r"\b((?!(?:19|20)\d\d\b)\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
-    r"dozens?|hundreds?|thousands?|millions?|billions?|first|second|third)\b",
+    r"\b((?!(?:19|20)\d\d\b)\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
+    r"dozens?|hundreds?|thousands?|millions?|billions?)\b",
     re.I,
 )
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
@@ -94,14 +96,19 @@ def defines(term: str, text: str) -> bool:
     return re.search(pattern, text, re.I) is not None
 
 
-def holds_kind(kind: str, text: str) -> bool | None:
+def holds_kind(kind: str, text: str, known: tuple[str, ...] = ()) -> bool | None:
     """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
 
     A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place
-    ("in Nagasaki", "at the Brookings Institution") for ``where``.
+    ("in Nagasaki", "at the Brookings Institution") for ``where``. Words of ``known`` (the
+    question's own names) do not count: "Who introduced Sullivan?" is not answered by "Jake Sullivan".
     """
     pattern = {"date": _YEAR_OR_DATE, "number": _NUMBER, "who": _NAME, "where": _PLACE}.get(kind)
-    return None if pattern is None else bool(pattern.search(text))
+    if pattern is None:
+        return None
+    for name in known:
+        text = re.sub(rf"\b{re.escape(name)}\b", "_", text)
+    return bool(pattern.search(text))
 
 
 def load_fitted(path: Path = FITTED_PATH) -> dict[str, Any]:
@@ -266,7 +273,7 @@ class SentenceReranker:
     def _kind_match(self, question: QuestionProfile, passage: Passage, text: str) -> float:
         if passage.kind == "reference":
             return 0.5
-        found = holds_kind(question.kind, text)
+        found = holds_kind(question.kind, text, question.names)
         if found is not None:
             return float(found)
         match question.kind:
@@ -389,16 +396,24 @@ class SentenceReranker:
         rows = [self.row_of[(p.id, s.start)] for p in passages for s in p.sentences] + similar
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         numbers = self.reference_numbers(question)
-        scored = []
-        for row in dict.fromkeys(rows):
+        rows = list(dict.fromkeys(rows))
+        table = []
+        for row in rows:
             passage = self.index.passages[self.index.sentence_ids[row]]
             rank = rank_of.get(passage.id, len(retrieved))
             values = self.features(
                 question, passage, row, float(similarities[row]), rank, bm25_of.get(passage.id, 0.0), sections, numbers
             )
             values["detail_dense"] = max(0.0, float(detail[row]))
-            score = self.model.probability(values)
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
+            table.append((row, passage, values))
+        best_dense = max((v["dense"] for _, _, v in table), default=0.0) or 1.0
+        best_coverage = max((v["coverage"] for _, _, v in table), default=0.0) or 1.0
+        scored = []
+        for row, passage, values in table:
+            values["dense_relative"] = values["dense"] / best_dense
+            values["coverage_relative"] = values["coverage"] / best_coverage
+            score = self.model.probability(values)
             scored.append(
                 ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.sentence_terms[row], values)
             )

@@ -1,5 +1,8 @@
-"""The quality gate: the dev set's metrics, through the same path as answer(), stay above thresholds
-a little below what the assistant reaches (docs/eval.md has the figures)."""
+"""The quality gate: the frozen test split's metrics, through the same path as answer(), stay above
+thresholds a few points under what the assistant reaches (docs/eval.md has the figures).
+
+The gate is on the test split, not on the questions the weights were fitted on (tune), so it guards
+against regressions without inviting tuning to it."""
 
 import json
 import subprocess
@@ -7,41 +10,52 @@ import sys
 
 import pytest
 
-from assistant.evaluation import evaluate, key_facts_met, load_items, refusal_sweep
+from assistant.evaluation import FROZEN_TEST_SHA256, evaluate, key_facts_met, load_items, reliability, sha256_of
 from tests.conftest import DATA
+
+
+def test_test_split_is_frozen():
+    assert sha256_of(DATA / "test.jsonl") == FROZEN_TEST_SHA256
+
+
+def test_question_bank_is_large_and_covers_every_kind():
+    tune, test = load_items(DATA / "tune.jsonl"), load_items(DATA / "test.jsonl")
+    assert len(tune) + len(test) >= 400
+    dev_ids = {item.id for item in load_items(DATA / "dev.jsonl")}
+    assert dev_ids <= {item.id for item in tune}  # dev.jsonl joined tune
+    for split in (tune, test):
+        kinds = {item.type for item in split}
+        assert kinds >= {"fact", "date", "who", "why", "compare", "reference", "multi_hop", "summary", "adversarial"}
+        assert sum(item.should_refuse for item in split) >= 0.2 * len(split)
 
 
 @pytest.fixture(scope="module")
 def report(assistant):
-    return evaluate(assistant, load_items(DATA / "dev.jsonl"))
+    return evaluate(assistant, load_items(DATA / "test.jsonl"))
 
 
-def test_dev_set_meets_the_quality_targets(report):
+def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
-    assert overall["evidence_recall@5"] >= 95.0
+    assert overall["key_fact_accuracy"] >= 64.0
+    assert overall["false_refusal_rate"] <= 15.0
+    assert overall["refusal_accuracy"] >= 50.0
+    assert overall["evidence_recall@5"] >= 80.0
     assert overall["context_chars@5"] <= 2500
-    assert overall["key_fact_accuracy"] >= 88.0
-    assert overall["refusal_accuracy"] >= 80.0
-    assert overall["false_refusals"] <= 1
     assert overall["citation_validity"] == 100.0
     assert overall["sentences_cited"] == 100.0
     assert overall["answer_chars_median"] <= 350
     assert overall["answer_chars_max"] <= 900
 
 
-def test_refusal_threshold_in_settings_is_inside_the_calibrated_range(report, assistant):
-    low, high = report["refusal_sweep"]["tied_range"]
-    assert low <= assistant.settings.refusal_threshold <= high
-
-
-def test_refusal_sweep_picks_the_middle_of_the_widest_run():
-    rows = [
-        {"threshold_applies": True, "answerability": a, "should_refuse": r, "answerable": not r}
-        for a, r in [(0.10, True), (0.20, True), (0.60, False), (0.70, False)]
-    ]
-    sweep = refusal_sweep(rows)
-    assert sweep["tied_range"] == [0.21, 0.6]
-    assert sweep["chosen"] == pytest.approx(0.405, abs=0.006)
+def test_answerability_is_higher_where_the_essay_answers(report):
+    rows = [r for r in report["questions"] if r["answerable"] or r["should_refuse"]]
+    answerable = [r["answerability"] for r in rows if r["answerable"]]
+    unanswerable = [r["answerability"] for r in rows if r["should_refuse"]]
+    assert sum(answerable) / len(answerable) > sum(unanswerable) / len(unanswerable) + 0.15
+    table = reliability(rows)
+    assert sum(t["n"] for t in table) == len(rows)
+    top = [t for t in table if t["low"] >= 0.8 and t["n"]]
+    assert all(t["observed"] >= 0.75 for t in top)  # confident answers are mostly answerable
 
 
 def test_key_facts_accept_alternatives():
@@ -54,20 +68,26 @@ def test_key_facts_accept_alternatives():
 
 
 def test_eval_command_writes_reports_and_gates(assistant, tmp_path):
-    subset = tmp_path / "qa.jsonl"
     lines = (DATA / "dev.jsonl").read_text(encoding="utf-8").splitlines()
-    subset.write_text("\n".join(lines[:3] + lines[32:34]) + "\n", encoding="utf-8")
+    tune, test = tmp_path / "tune.jsonl", tmp_path / "test.jsonl"
+    tune.write_text("\n".join(lines[:3] + lines[32:34]) + "\n", encoding="utf-8")
+    test.write_text("\n".join(lines[3:5]) + "\n", encoding="utf-8")
     base = [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "eval"]
-    ok = subprocess.run([*base, str(subset), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    ok = subprocess.run([*base, str(tune), str(test), "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert report["overall"]["questions"] == 5
+    assert report["splits"]["tune"]["overall"]["questions"] == 5
+    assert report["splits"]["test"]["overall"]["questions"] == 2
+    assert "questions" not in report["splits"]["test"]  # the test split's rows are never written out
     assert (tmp_path / "out" / "eval.png").stat().st_size > 10_000
-    assert "## By question type" in (tmp_path / "out" / "eval.md").read_text()
+    assert (tmp_path / "out" / "reliability.png").stat().st_size > 10_000
+    markdown = (tmp_path / "out" / "eval.md").read_text()
+    assert "## By question type: test" in markdown and "## Misses: tune" in markdown
+    assert "## Misses: test" not in markdown
     gated = subprocess.run(
-        [*base, str(subset), "--out", str(tmp_path / "o2"), "--min-key-fact-accuracy", "101"],
+        [*base, str(test), "--out", str(tmp_path / "o2"), "--min-key-fact-accuracy", "101"],
         capture_output=True,
         text=True,
     )
     assert gated.returncode == 1
-    assert "key_fact_accuracy" in gated.stderr
+    assert "test key_fact_accuracy" in gated.stderr
