@@ -22,12 +22,14 @@ from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
 from assistant.reranking import LogisticModel, ScoredSentence, SentenceReranker, defines, holds_kind
 from assistant.retrieval import RetrievedPassage
-from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, CONTRAST, leans_on_previous, strip_footnotes
+from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, leans_on_previous, strip_footnotes
 
 if TYPE_CHECKING:
     from assistant.index import LoadedIndex
 
 REFUSAL = "The essay does not say."
+# Opens an answer whose answerability is below the fitted ``hedge_below`` (fitted.json).
+HEDGE = "The essay may not answer exactly this; the closest it says:"
 # Question-level features of the answerability model (each 0..1); fitted weights in fitted.json.
 ANSWERABILITY_FEATURES = {
     "best": "the best sentence's evidence log-odds, divided by 10",
@@ -97,8 +99,9 @@ class Draft:
     Attributes:
         text: Answer text with ``[n]`` markers (or the refusal).
         citations: Citations in marker order; empty for a refusal.
-        answerability: 0..1; compared with ``Settings.refusal_threshold``.
+        answerability: 0..1; compared with the refusal threshold.
         sentences: The cited sentences, in marker order.
+        refused: The essay does not answer the question (any sentences are only related).
 
     """
 
@@ -106,6 +109,7 @@ class Draft:
     citations: list[Citation]
     answerability: float
     sentences: list[ScoredSentence]
+    refused: bool = False
 
 
 @dataclass
@@ -115,7 +119,8 @@ class Answer:
     Attributes:
         question: The question as answered (whitespace-normalised).
         answer: Answer text; each sentence ends with its ``[n]`` citation marker.
-        refused: True when the essay does not answer the question (no citations then).
+        refused: True when the essay does not answer the question; it may still quote related
+            sentences, under a plain statement of what is missing.
         citations: One per marker, ``n`` = 1..N in order of first use.
         passages: The retrieved passages, best first (``top_k`` of them).
         backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
@@ -189,6 +194,7 @@ class ExtractiveAnswerer:
         self.refusal_threshold = (
             settings.refusal_threshold if settings.refusal_threshold is not None else float(fitted["threshold"])
         )
+        self.hedge_below = max(self.refusal_threshold, float(fitted.get("hedge_below", 0.0)))
         selection = self.reranker.fitted.get("selection", {})
         self.join_ratio = (
             settings.answer.join_ratio if settings.answer.join_ratio is not None else selection.get("join_ratio", 0.5)
@@ -273,19 +279,6 @@ class ExtractiveAnswerer:
             return [before]
         return [after] if after is not None else []
 
-    def _asked_kind(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
-        """The adjacent sentence holding the asked kind of thing, when the best one lacks it.
-
-        For when/how-many/who/where questions; the neighbour must be in the same paragraph.
-        """
-        if holds_kind(question.kind, self._text(best), question.names) is not False:
-            return []
-        for step in (-1, 1):
-            near = self._neighbour(best, step)
-            if near is not None and holds_kind(question.kind, self._text(near), question.names):
-                return [near]
-        return []
-
     def _structural(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Sentences the question's form calls for, whatever their own score.
 
@@ -294,9 +287,7 @@ class ExtractiveAnswerer:
         * author: the byline and the first sentence of the author section (the title line
           for questions about the title);
         * why: the reason around the best sentence (see :meth:`_explanation`);
-        * when/how many/who/where: the adjacent sentence holding the asked kind of thing;
         * otherwise, the next sentence when it continues the best one ("This action…");
-        * compare, when the best sentence states no contrast: the best one that does;
         * source questions answered by an essay sentence: the references that sentence cites;
         * definition: the best sentence that introduces the term (“…what can be called “X””)
           leads, in place of the best-scoring one.
@@ -323,22 +314,16 @@ class ExtractiveAnswerer:
         if question.kind == "why":
             if answer.enabled("explanation"):
                 chosen += self._explanation(question, best)
-        elif answer.enabled("asked_kind") and (found := self._asked_kind(question, best)):
-            chosen += found
         elif (
             answer.enabled("continuation")
             and (after := self._neighbour(best, 1))
             and CONTINUATION.match(self._text(after))
         ):
             chosen.append(after)
-        if answer.enabled("contrast") and question.kind == "compare" and not CONTRAST.search(text):
-            # The other side of the comparison: the adjacent sentence stating a contrast, else the best one.
-            near = [n for step in (1, -1) if (n := self._neighbour(best, step)) and CONTRAST.search(self._text(n))]
-            contrast = near[0] if near else next((c for c in scored[1:] if CONTRAST.search(self._text(c))), None)
-            if contrast and (near or contrast.score >= self.join_ratio * best.score):
-                chosen.append(contrast)
         if best.passage.kind == "reference" and answer.enabled("citation_graph"):
-            # The citation graph, reference -> essay: the best sentence that cites this entry.
+            # The citation graph, reference -> essay: the best sentence citing this entry (any score
+            # when the question names the entry's number: "what is reference 9 cited for?").
+            named = bool(self.reranker.reference_numbers(question))
             citing = next(
                 (
                     c
@@ -347,7 +332,7 @@ class ExtractiveAnswerer:
                 ),
                 None,
             )
-            if citing is not None and citing.score >= self.join_ratio * best.score:
+            if citing is not None and (named or citing.score >= self.join_ratio * best.score):
                 chosen.append(citing)
         if question.wants_reference and best.passage.kind == "essay" and answer.enabled("citation_graph"):
             for number in footnotes_in(text):
@@ -398,10 +383,11 @@ class ExtractiveAnswerer:
         An acronym counts as used when the lexicon spells it out.
         """
         vocabulary = self.reranker.vocabulary
+        numbers = {str(n) for n in self.reranker.reference_numbers(question)}
         names = [
             n
             for n in dict.fromkeys(question.names)
-            if (ts := self.reranker.terms(n)) and not any(t in vocabulary for t in ts)
+            if n not in numbers and (ts := self.reranker.terms(n)) and not any(t in vocabulary for t in ts)
         ]
         aliases = self.reranker.term_aliases
         unknown_focus = {aliases.get(t, t) for t in question.focus} - vocabulary
@@ -489,20 +475,21 @@ class ExtractiveAnswerer:
             description = self._description(artifact, question, scored)
             if description is None:
                 text = f"{REFUSAL} It refers to {artifact}, but {artifact} itself is not part of the essay’s text."
-                return Draft(text, [], answerability, [])
+                return Draft(text, [], answerability, [], refused=True)
             return self._draft([description], answerability)
         # Questions about the essay's argument or author are answered from its structure.
         structural = question.kind in ("summary", "author")
         if not scored or (not structural and answerability < self.refusal_threshold):
-            return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [])
-        note = ""
-        if self.settings.answer.enabled("missing_note"):
-            names, _ = self.unknown(question)
-            if names:
-                listed = " or ".join(f"“{n}”" for n in names[:3])
-                note = f"The essay does not mention {listed}; what it says: "
+            return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [], refused=True)
+        names = self.unknown(question)[0] if self.settings.answer.enabled("missing_note") else []
         draft = self._draft(self.select(question, scored), answerability)
-        return replace(draft, text=note + draft.text) if note else draft
+        if names and not structural:
+            # Part of the question (or its premise) is not in the essay: say so, then what the essay says.
+            listed = " or ".join(f"“{n}”" for n in names[:3])
+            return replace(draft, text=f"The essay does not mention {listed}; what it says: {draft.text}")
+        if answerability < self.hedge_below and not structural and self.settings.answer.enabled("missing_note"):
+            return replace(draft, text=f"{HEDGE} {draft.text}")
+        return draft
 
     def _draft(self, sentences: list[ScoredSentence], answerability: float) -> Draft:
         parts, citations = [], []

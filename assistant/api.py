@@ -57,6 +57,15 @@ class Assistant:
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
+    @property
+    def refusal_threshold(self) -> float:
+        """The answerability (0..1) below which questions are declined: the setting, else the fitted value."""
+        if self.settings.refusal_threshold is not None:
+            return self.settings.refusal_threshold
+        from assistant.reranking import load_fitted
+
+        return float(load_fitted()["answerability"]["threshold"])
+
     def _load(self) -> _Loaded:
         from assistant import index
         from assistant.chain import build_chain
@@ -153,7 +162,7 @@ class Assistant:
         return Answer(
             question=text,
             answer=state["answer"],
-            refused=not state["citations"],
+            refused=state["refused"],
             citations=state["citations"],
             passages=retrieved,
             backend=state.get("backend", "extractive"),

@@ -66,6 +66,7 @@ def build_chain(
             "retrieved": reranker.rerank(state["retrieved"], scored + used),
             "answer": draft.text,
             "citations": draft.citations,
+            "refused": draft.refused,
             "answerability": draft.answerability,
             "answer_ms": (time.perf_counter() - started) * 1e3,
         }

@@ -237,7 +237,7 @@ def evaluate_command(
     try:
         assistant = Assistant(settings)
         result = evaluate_splits(assistant, qa_files)
-        threshold = assistant._load().answerer.refusal_threshold
+        threshold = assistant.refusal_threshold
         ablation = run_ablation(settings, qa_files) if ablate else None
     except AssistantError as exc:
         raise _fail(str(exc)) from None

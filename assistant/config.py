@@ -17,12 +17,13 @@ MECHANISMS = {
     "lexicon": "questions read with the corpus's acronyms, metonyms and demonyms (assistant/lexicon.py)",
     "citation_graph": "reference entries footnoted by the best sentences join the candidates; reference-number lookups",
     "section_scope": "a section the question names scopes the candidates",
-    "asked_kind": "when/who/where/how-many answers take the adjacent sentence holding the asked kind",
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
-    "contrast": "compare-answers add the best sentence stating the other side",
     "coverage": "further sentences join when they cover question terms the answer misses",
-    "missing_note": "names and numbers of the question that the essay never mentions are named in the answer",
+    "missing_note": (
+        "names and numbers of the question that the essay never mentions are named in the answer; a less sure "
+        "answer says it may not answer exactly what was asked"
+    ),
 }
 
 

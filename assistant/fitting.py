@@ -13,6 +13,8 @@ cross-validated scores):
    evidence, not ``unanswerable``). Its refusal threshold is the highest whose 5-fold
    cross-validated false-refusal rate stays within ``FALSE_REFUSAL_BUDGET``: as many
    unanswerable questions declined as that budget of wrongly declined answerable ones allows.
+   Answers between it and ``hedge_below`` (where the out-of-fold share of answerable questions
+   reaches ``HEDGE_PRECISION``) open by saying the essay may not answer exactly that.
 
 3. **Selection** (``join_ratio``, ``join_coverage`` of :class:`assistant.config.AnswerSettings`):
    among grid points whose median answer is at most ``MEDIAN_CHARS_CAP`` characters, the one with
@@ -38,6 +40,8 @@ TUNE_PATH = REPO_ROOT / "tests" / "data" / "tune.jsonl"
 # Share of answerable tune questions the threshold may decline (cross-validated). Saying "the essay does
 # not say" when it does is the worse error; the quality issue's target is at most 3 % on unseen questions.
 FALSE_REFUSAL_BUDGET = 0.05
+# Answers less sure than this share of answerable questions (out of fold) say they may not answer exactly.
+HEDGE_PRECISION = 0.9
 C = 1.0  # inverse L2 strength (scikit-learn's default)
 FOLDS = 5
 
@@ -132,6 +136,20 @@ def choose_threshold(probabilities: list[float], answerable: list[int]) -> float
     return round(chosen, 2)
 
 
+def choose_hedge(probabilities: list[float], answerable: list[int], threshold: float) -> float:
+    """The answerability below which an answer says it may not answer exactly what was asked.
+
+    The lowest threshold (0.01 steps, at least the refusal threshold) above which at least
+    ``HEDGE_PRECISION`` of the out-of-fold tune questions are answerable.
+    """
+    for i in range(int(round(threshold * 100)), 100):
+        t = i / 100
+        above = [a for p, a in zip(probabilities, answerable, strict=True) if p >= t]
+        if above and sum(above) / len(above) >= HEDGE_PRECISION:
+            return round(t, 2)
+    return 1.0
+
+
 def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
     """Fit both models on ``tune_path``; returns the content of ``fitted.json``."""
     from sklearn.metrics import roc_auc_score
@@ -190,7 +208,8 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "features": list(ANSWERABILITY_FEATURES),
         "coef": [round(float(c), 6) for c in answerability.coef_[0]],
         "intercept": round(float(answerability.intercept_[0]), 6),
-        "threshold": choose_threshold(cv, answerable),
+        "threshold": (threshold := choose_threshold(cv, answerable)),
+        "hedge_below": choose_hedge(cv, answerable, threshold),
         "rows": len(q_rows),
         "answerable": sum(answerable),
         "cv_auc": round(float(roc_auc_score(answerable, cv)), 4),

@@ -82,7 +82,7 @@ class GenerativeAnswerer:
         """
         question: QuestionProfile = state["question"]
         out = {"backend": "extractive", "verified": None, "fallback": None}
-        if not state["citations"]:
+        if state["refused"]:
             return state | out | {"fallback": "the essay does not answer this (extractive check); LLM not asked"}
         passages = self.prompt_passages(state["retrieved"], state["citations"])
         started = time.perf_counter()

@@ -48,12 +48,14 @@ SENTENCE_FEATURES = {
     "coverage": "IDF-weighted share of the question's terms in the sentence",
     "context_coverage": "the same for the sentence's whole paragraph (or reference entry)",
     "names": "share of the question's names and numbers in the sentence (0.5 if it has none)",
+    "other_country": "names a country (of the lexicon) and none of the countries the question names",
     "kind": "holds what the question's form asks for: a date, number, name, place, contrast, definition (0.5: n/a)",
     "rank": "1 / (1 + rank) of its passage in the fused retrieval ranking",
     "bm25": "its passage's BM25 score over the best BM25 score of the question",
     "quoted": "holds a phrase the question quotes",
     "reference_asked": "is a reference entry, for a question about sources",
     "reference_unasked": "is a reference entry, for any other question",
+    "reference_unasked_coverage": "its coverage, when it is a reference entry and the question is not about sources",
     "cites_asked": "is an essay sentence with a footnote, for a question about sources",
     "about_essay_asked": "is the title/byline or about-the-author text, for a question about the essay itself",
     "about_essay_unasked": "is the title/byline or about-the-author text, for any other question",
@@ -181,6 +183,11 @@ class SentenceReranker:
         """Stemmed content terms of ``text`` with the lexicon's aliases applied ("japanes" -> "japan")."""
         aliases = self.term_aliases
         return [aliases.get(t, t) for t in terms(text)]
+
+    @cached_property
+    def countries(self) -> frozenset[str]:
+        """Terms of the country names the lexicon maps to ("japan", "china", "unit", "state", …)."""
+        return frozenset(t for name in set(self.lexicon.aliases.values()) for t in self.terms(name))
 
     @cached_property
     def sentence_terms(self) -> list[frozenset[str]]:
@@ -338,20 +345,26 @@ class SentenceReranker:
         have = self.sentence_terms[row]
         q_terms = self.question_terms(question)
         names = {t for n in question.names for t in self.terms(n)}
+        asked_countries = q_terms & self.countries
         is_ref = passage.kind == "reference"
+        coverage = self.coverage(q_terms, have)
         about_essay = self._is_about_essay(passage)
         asks_essay = question.kind == "author"
         return {
             "dense": max(0.0, similarity),
-            "coverage": self.coverage(q_terms, have),
+            "coverage": coverage,
             "context_coverage": self.coverage(q_terms, self.passage_terms[passage.id]),
             "names": len(names & have) / len(names) if names else 0.5,
+            "other_country": float(
+                bool(asked_countries) and bool(have & self.countries) and not asked_countries & have
+            ),
             "kind": self._kind_match(question, passage, text),
             "rank": 1.0 / (1 + rank),
             "bm25": bm25,
             "quoted": float(bool(question.quoted) and any(q in text.lower() for q in question.quoted)),
             "reference_asked": float(is_ref and question.wants_reference),
             "reference_unasked": float(is_ref and not question.wants_reference),
+            "reference_unasked_coverage": coverage if is_ref and not question.wants_reference else 0.0,
             "cites_asked": float(not is_ref and question.wants_reference and bool(footnotes_in(text))),
             "about_essay_asked": float(about_essay and asks_essay),
             "about_essay_unasked": float(about_essay and not asks_essay),

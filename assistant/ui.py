@@ -248,8 +248,9 @@ def render_evidence(answer: Answer | None, threshold: float) -> str:
     if answer.refused:
         parts.append(
             '<div class="ea-declined" role="status"><strong>The assistant declined.</strong> No passage of the '
-            f"essay answers this question well enough (its best evidence scored below the refusal threshold "
-            f"{threshold:g}), so it cites nothing rather than guess. The closest passages are below.</div>"
+            f"essay answers this question (its answerability {answer.answerability or 0:.2f} is below the refusal "
+            f"threshold {threshold:g}, or the question names something the essay never mentions), so it does not "
+            "guess. Any sentences quoted are only related. The closest passages are below.</div>"
         )
     cited = {c.passage_id for c in answer.citations}
     parts.append(
@@ -301,7 +302,7 @@ def conversation_markdown(overview: Overview, answers: Sequence[Answer]) -> str:
             lines += [f"*Searched as:* {a.standalone_question}", ""]
         lines += [a.answer, ""]
         if a.refused:
-            lines += ["*The essay does not answer this question; nothing is cited.*", ""]
+            lines += ["*The essay does not answer this question; any sentences quoted are only related.*", ""]
         for c in a.citations:
             lines.append(f"- [{c.n}] {c.section} — {c.passage_id} ({c.source}, characters {c.start}–{c.end})")
             lines.append(f"  > {c.quote}")
@@ -354,7 +355,7 @@ def create_app(assistant: Assistant) -> gr.Blocks:
 
     corpus = load_corpus(assistant.settings.corpus_path)
     overview = build_overview(corpus)
-    threshold = assistant.settings.refusal_threshold
+    threshold = assistant.refusal_threshold
     export_dir = Path(tempfile.mkdtemp(prefix="essay-assistant-export-"))
 
     def export_file(answers: Sequence[Answer]) -> str:
