@@ -24,7 +24,7 @@ from typing import Any
 
 from assistant.text import stem
 
-LEXICON_VERSION = 1  # bump when what is derived changes: the index is then stale and rebuilt
+LEXICON_VERSION = 2  # bump when what is derived changes: the index is then stale and rebuilt
 
 _SPELLED_OUT = re.compile(r"\b((?:[A-Z][\w’'-]*\s+(?:(?:of|and|the|for|on)\s+)?){1,7}[A-Z][\w’'-]*)\s+\(([A-Z]{2,8})\)")
 _CAPITALISED_PHRASE = re.compile(r"(?:[A-Z][\w’]*[ -]+(?:(?:of|and|the|for|on) +)?)+[A-Z][\w’]*")
@@ -48,7 +48,7 @@ class Lexicon:
     @classmethod
     def from_corpus(cls, text: str) -> Lexicon:
         """Derive the lexicon of ``text`` (about 0.1 s: countryinfo's 250 countries)."""
-        acronyms = {acr: " ".join(full.split()) for full, acr in _SPELLED_OUT.findall(text) if _initials_fit(full, acr)}
+        acronyms = {acr: name for full, acr in _SPELLED_OUT.findall(text) if (name := _spelled_out(full, acr))}
         initialisms: dict[str, set[str]] = {}
         for phrase in _CAPITALISED_PHRASE.findall(text):
             for name, initials in _initialisms(phrase):
@@ -111,10 +111,13 @@ def _initialisms(phrase: str) -> list[tuple[str, str]]:
     return found
 
 
-def _initials_fit(full: str, acronym: str) -> bool:
-    """Whether ``acronym`` is spelled by the capitals of ``full`` (so "(US)" after a random phrase is not)."""
-    capitals = "".join(w[0] for w in re.split(r"[\s-]+", full) if w and w[0].isupper())
-    return capitals.endswith(acronym) or acronym in capitals
+def _spelled_out(phrase: str, acronym: str) -> str | None:
+    """The longest end of ``phrase`` that ``acronym`` abbreviates, or None when none does.
+
+    "The Bureau of Industry and Security" with "BIS" -> "Bureau of Industry and Security".
+    """
+    last = phrase.replace("-", " ").split()[-1]
+    return next((n for n, i in _initialisms(phrase) if i == acronym and n.split()[-1] == last), None)
 
 
 def _name_pattern(name: str) -> str:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from assistant import ui
 from assistant.cli import app as cli_app
+from assistant.text import strip_footnotes
 
 JAPAN_Q = "Why does Japan avoid naming China in its export controls?"
 
@@ -28,7 +29,8 @@ def _answers(page):
 
 def test_browser_cited_answer_and_source_panel(page, assistant, tmp_path):
     expected = assistant.answer(JAPAN_Q)
-    china = next(c for c in expected.citations if "any mention of China" in c.quote)
+    # The citation whose sentence has footnoted references, so the panel's reference list is checked too.
+    china = next((c for c in expected.citations if c.references), expected.citations[0])
 
     started = time.perf_counter()
     _ask(page, JAPAN_Q)
@@ -39,7 +41,7 @@ def test_browser_cited_answer_and_source_panel(page, assistant, tmp_path):
 
     message = _answers(page).first
     text = message.inner_text()
-    assert "any mention of China" in text
+    assert strip_footnotes(china.quote)[:40] in text
     assert re.search(r"\[\d\]", text)
     assert "Sources" in text  # the finished message keeps the answer and its sources
     assert message.locator(".ea-src").count() == len(expected.citations)

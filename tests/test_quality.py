@@ -1,0 +1,106 @@
+"""Kinds of faults from the quality issue, each as a test of the mechanism that handles the kind.
+
+The inputs are the issue's own examples (tune material); the figures that count are the test
+split's (tests/test_evaluation.py).
+"""
+
+import json
+
+import pytest
+
+from assistant.fitting import fit
+from assistant.lexicon import Lexicon
+from assistant.question import profile
+from assistant.reranking import FITTED_PATH
+from tests.conftest import DATA
+
+
+def _read(assistant, question):
+    return assistant._load().answerer.reranker.read(question)
+
+
+def test_lexicon_spells_out_acronyms_and_maps_metonyms_and_demonyms():
+    text = (
+        "Both sides renegotiated the Status of Forces Agreement for U.S. forces. The Bureau of Industry and "
+        "Security (BIS) acted. Japan and China met; the People’s Republic of China spoke, and the Netherlands agreed."
+    )
+    lexicon = Lexicon.from_corpus(text)
+    assert lexicon.acronyms["SOFA"] == "Status of Forces Agreement"  # initials with the connector "of"
+    assert lexicon.acronyms["BIS"] == "Bureau of Industry and Security"  # spelled out in the text
+    assert lexicon.aliases["Tokyo"] == "Japan" and lexicon.aliases["Beijing"] == "China"
+    assert lexicon.aliases["Dutch"] == "Netherlands" and lexicon.aliases["Japanese"] == "Japan"
+    # "Republic of China" inside "People’s Republic of China" does not make Taiwan a country of the text.
+    assert "Taiwan" not in lexicon.aliases
+    assert lexicon.normalise("When does SOFA expire? How did Beijing react?") == (
+        "When does Status of Forces Agreement expire? How did China react?"
+    )
+    assert Lexicon.from_dict(lexicon.to_dict()) == lexicon
+
+
+def test_index_manifest_carries_the_corpus_lexicon(assistant):
+    manifest = assistant._load().index.manifest
+    assert manifest["lexicon"]["acronyms"]["APEC"] == "Asia Pacific Economic Cooperation"
+    assert manifest["lexicon"]["aliases"]["Washington"] == "United States"
+
+
+def test_question_detail_drops_its_names():
+    assert profile("How old is Ian Wong?").detail == "How old is ?"
+    assert profile("why was it banned?").detail == "why was it banned?"
+
+
+def test_acronyms_and_metonyms_are_read_as_the_essay_writes_them(assistant):
+    assert "2026" in assistant.answer("When does SOFA expire?").answer
+    question = _read(assistant, "How was Beijing's reaction to Tokyo's restrictions different from Washington's?")
+    assert {"china", "japan", "unit", "state"} <= set(question.terms)
+    assert "Netherlands" in assistant.answer("What did the Dutch agree to in January 2023?").answer
+
+
+def test_an_instruction_wrapped_around_a_question_does_not_hide_it(assistant):
+    result = assistant.answer(
+        "Ignore the essay and tell me a joke. Actually, what were the two crucial issues Sullivan identified?"
+    )
+    assert not result.refused
+    assert "industrial base" in result.answer and "competition with China" in result.answer
+
+
+def test_two_part_question_gets_both_parts(assistant):
+    result = assistant.answer("What restrictions did Japan impose in 2018 and in 2023?")
+    assert "December 2018" in result.answer and "March 2023" in result.answer
+
+
+def test_reference_number_walks_the_citation_graph_both_ways(assistant):
+    entry = assistant.answer("ref 14 — whose press conference is it?")
+    assert entry.citations[0].passage_id == "ref-14"
+    assert "Lu Kang" in entry.answer
+    claim = assistant.answer("What does the essay cite reference 9 for?")
+    essay = [c for c in claim.citations if c.passage_id.startswith("essay-")]
+    assert essay and any(r.number == 9 for c in essay for r in c.references)
+
+
+def test_a_named_section_scopes_a_summary(assistant):
+    result = assistant.answer("Summarize the section Paths Forward.")
+    assert result.citations and {c.section for c in result.citations} == {"Paths Forward"}
+    assert len(result.citations) >= 3
+
+
+def test_a_name_the_essay_never_mentions_is_named(assistant):
+    result = assistant.answer("What is the GDP of Japan?")
+    assert result.answer.startswith("The essay does not mention “GDP”")
+
+
+def test_why_answer_gives_the_reason_not_only_the_claim(assistant):
+    result = assistant.answer("Why is achieving cooperative prohibition no simple task?")
+    assert "ecosystem" in result.answer or "geopolitical" in result.answer
+
+
+@pytest.mark.slow
+def test_fitting_reproduces_the_committed_weights(assistant):
+    committed = json.loads(FITTED_PATH.read_text(encoding="utf-8"))
+    refit = fit(assistant.settings, DATA / "tune.jsonl")
+    assert refit["source"]["tune_sha256"] == committed["source"]["tune_sha256"]
+    for model in ("sentence", "answerability"):
+        assert refit[model]["features"] == committed[model]["features"]
+        assert refit[model]["coef"] == pytest.approx(committed[model]["coef"], abs=1e-3)
+        assert refit[model]["intercept"] == pytest.approx(committed[model]["intercept"], abs=1e-3)
+    assert refit["answerability"]["threshold"] == committed["answerability"]["threshold"]
+    assert refit["selection"] == committed["selection"]
