@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7860
 LLM_STAMP := $(VENV)/.llm-stamp
 
-.PHONY: ask chat index test test-llm lint browser eval bench clean
+.PHONY: ask chat index test test-llm lint browser eval fit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ browser:
 test: lint browser
 	$(BIN)/python -m pytest
 
+# The tune and frozen test splits side by side, the reliability plot and the ablation table (a few minutes).
 eval: $(STAMP)
 	$(BIN)/essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate
+
+# Refit the sentence and answerability models on the tune split (never the test split): assistant/fitted.json.
+fit: $(STAMP)
+	$(BIN)/python -m assistant.fitting
 
 # Latency, cold start, rebuild time and memory beside LangChain's tutorial pipeline (docs/benchmarks.md).
 # BENCH_ARGS e.g. "--scale 10 --build-runs 1"; see `python -m benchmarks --help`.

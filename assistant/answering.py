@@ -259,7 +259,7 @@ class ExtractiveAnswerer:
                     firsts[s.passage.paragraph] = s
         return [firsts[p] for p in sorted(firsts)][: self.settings.max_answer_sentences]
 
-    def _explanation(self, question: QuestionProfile, best: ScoredSentence) -> list[ScoredSentence]:
+    def _explanation(self, best: ScoredSentence) -> list[ScoredSentence]:
         """Sentences that explain ``best`` for a "why" question.
 
         If ``best`` draws a consequence ("As such, …"): the sentence before it. If it states no
@@ -313,7 +313,7 @@ class ExtractiveAnswerer:
         text = self._text(best)
         if question.kind == "why":
             if answer.enabled("explanation"):
-                chosen += self._explanation(question, best)
+                chosen += self._explanation(best)
         elif (
             answer.enabled("continuation")
             and (after := self._neighbour(best, 1))

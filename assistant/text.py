@@ -10,7 +10,9 @@ import snowballstemmer
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[’'][a-z]+)?")
 _FOOTNOTE_MARKER = re.compile(r"\s*\(\d{1,2}\)")
 
-# English function words plus words every question about this essay shares.
+# English function words plus the verbs questions use to ask for a text's content ("according to",
+# "what does it say/mention"). Words about the document itself ("essay", "author") are not here:
+# IDF and the fitted models weigh them like any other term.
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -18,7 +20,7 @@ STOPWORDS = frozenset(
     me more most my no nor not now of off on once only or other our out over own same she should
     so some such than that the their them then there these they this those through to too under
     until up very was we were what when where which while who whom whose why will with would you
-    your according essay author article say says said tell describe explain mention mentions
+    your according say says said tell describe explain mention mentions
     mentioned did does do was were what which many much kind way ways""".split()
 )
 
