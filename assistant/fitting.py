@@ -5,9 +5,9 @@ Two logistic regressions (scikit-learn, L2, ``C=1``), fitted in order and writte
 cross-validated scores):
 
 1. **Sentence evidence model** (:data:`assistant.reranking.SENTENCE_FEATURES`): one row per
-   candidate sentence of each answerable tune question; the label is whether the sentence
-   overlaps one of the question's gold evidence strings by at least half of the shorter of
-   the two.
+   candidate sentence of each tune question; the label is whether the sentence overlaps one of
+   the question's gold evidence strings by at least half of the shorter of the two (never, for
+   an unanswerable question: its near misses teach the model what is not evidence).
 2. **Answerability model** (:data:`assistant.answering.ANSWERABILITY_FEATURES`): one row per
    tune question, computed with model 1; the label is whether the essay answers it (gold
    evidence, not ``unanswerable``). Its refusal threshold is the highest whose 5-fold
@@ -112,12 +112,13 @@ def _cv_probabilities(rows: list[list[float]], labels: list[int], groups: list[i
 
 
 def top1(probabilities: list[float], labels: list[int], groups: list[int]) -> float:
-    """Share of questions whose highest-scored candidate is gold evidence."""
+    """Share of questions with gold evidence among their candidates whose highest-scored one is evidence."""
     best: dict[int, tuple[float, int]] = {}
     for p, label, group in zip(probabilities, labels, groups, strict=True):
         if group not in best or p > best[group][0]:
             best[group] = (p, label)
-    return sum(label for _, label in best.values()) / len(best) if best else 0.0
+    answerable = {g for g, label in zip(groups, labels, strict=True) if label}
+    return sum(best[g][1] for g in answerable) / len(answerable) if answerable else 0.0
 
 
 def choose_threshold(probabilities: list[float], answerable: list[int]) -> float:
@@ -169,9 +170,10 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
     # 1. Sentence evidence model.
     rows, labels, groups = [], [], []
     for number, (item, _question, scored) in enumerate(runs):
-        spans = gold_spans(text, item.get("evidence") or [])
-        if not spans or item.get("type") == "unanswerable":
-            continue
+        unanswerable = item.get("type") == "unanswerable"
+        spans = [] if unanswerable else gold_spans(text, item.get("evidence") or [])
+        if not spans and not unanswerable:
+            continue  # no gold evidence to label by (an instruction with no question in it)
         for s in scored:
             rows.append([s.features[f] for f in SENTENCE_FEATURES])
             labels.append(int(is_evidence(s.span.start, s.span.end, spans)))
