@@ -1,7 +1,6 @@
 """The retrieval chain in LangChain Expression Language: question -> retrieve -> rerank + answer.
 
-The chain's input is ``{"question": QuestionProfile}``; its output adds ``query_vector`` (and
-``detail_vector``, the embedding of :attr:`QuestionProfile.detail`),
+The chain's input is ``{"question": QuestionProfile}``; its output adds ``query_vector``,
 ``retrieved`` (passages reranked by their best sentence) and ``answer``/``citations``, so the
 evidence travels with the answer (as in LangChain's ``create_retrieval_chain``) and citations
 can be checked.
@@ -37,27 +36,17 @@ def build_chain(
 
     def retrieve(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        question = state["question"]
-        texts = [question.text] if question.detail == question.text else [question.text, question.detail]
-        vectors = embedder.encode(texts)
-        vector, detail_vector = vectors[0], vectors[-1]
+        vector = embedder.encode([state["question"].text])[0]
         with embedder.cpu_limits():  # its matrix-vector products: 1 BLAS thread is fastest on busy cores
             retrieved = retriever.retrieve(state["question"], vector)
         elapsed_ms = (time.perf_counter() - started) * 1e3
-        return state | {
-            "query_vector": vector,
-            "detail_vector": detail_vector,
-            "retrieved": retrieved,
-            "retrieve_ms": elapsed_ms,
-        }
+        return state | {"query_vector": vector, "retrieved": retrieved, "retrieve_ms": elapsed_ms}
 
     def compose(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         reranker = answerer.reranker
         with embedder.cpu_limits():
-            scored = reranker.score_sentences(
-                state["question"], state["query_vector"], state["retrieved"], state["detail_vector"]
-            )
+            scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
         draft = answerer.compose(state["question"], scored)
         # The passages the answer cites rank first: each takes the answer's best sentence score.
         top = max((s.score for s in draft.sentences), default=0.0)

@@ -84,9 +84,9 @@ def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, 
     runs = []
     for item in items:
         question = reranker.read(validate(item["question"], settings.max_question_chars))
-        vector, detail_vector = embedder.encode([question.text, question.detail])
+        vector = embedder.encode([question.text])[0]
         retrieved = retriever.retrieve(question, vector)
-        runs.append((item, question, reranker.score_sentences(question, vector, retrieved, detail_vector)))
+        runs.append((item, question, reranker.score_sentences(question, vector, retrieved)))
     return answerer, runs
 
 

@@ -90,17 +90,6 @@ class QuestionProfile:
     focus: tuple[str, ...] = ()
     subject: str = ""
 
-    @property
-    def detail(self) -> str:
-        """The question without its names and numbers: what it asks about them.
-
-        "How old is Ian Wong?" -> "How old is ?"; the question itself when it names nothing.
-        """
-        if not self.names:
-            return self.text
-        pattern = r"\b(?:" + "|".join(re.escape(n) for n in sorted(set(self.names), key=len, reverse=True)) + r")\b"
-        return " ".join(re.sub(pattern, " ", self.text).split())
-
 
 def validate(question: object, max_chars: int) -> str:
     """Return ``question`` with whitespace normalised, or raise.

@@ -42,7 +42,6 @@ CANDIDATE_REFERENCES = 3  # …and from the best-matching reference entries and 
 # What each feature measures (all 0..1); the order is the order of the fitted weights.
 SENTENCE_FEATURES = {
     "dense": "cosine similarity of question and sentence embeddings (negative -> 0)",
-    "detail_dense": "the same for the question without its names (what it asks about them)",
     "dense_relative": "its dense similarity over the best candidate's (1 for the most similar sentence)",
     "coverage_relative": "its coverage over the best candidate's (1 for the best-covering sentence)",
     "coverage": "IDF-weighted share of the question's terms in the sentence",
@@ -381,11 +380,7 @@ class SentenceReranker:
         }
 
     def score_sentences(
-        self,
-        question: QuestionProfile,
-        query_vector: np.ndarray,
-        retrieved: list[RetrievedPassage],
-        detail_vector: np.ndarray | None = None,
+        self, question: QuestionProfile, query_vector: np.ndarray, retrieved: list[RetrievedPassage]
     ) -> list[ScoredSentence]:
         """Score the candidate sentences; best first.
 
@@ -398,7 +393,6 @@ class SentenceReranker:
         passages = [r.passage for r in retrieved[:CANDIDATE_PASSAGES]]
         passages += self._structural_passages(question)
         similarities = self.index.sentence_vectors @ query_vector
-        detail = similarities if detail_vector is None else self.index.sentence_vectors @ detail_vector
         similar = [int(i) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
@@ -417,7 +411,6 @@ class SentenceReranker:
             values = self.features(
                 question, passage, row, float(similarities[row]), rank, bm25_of.get(passage.id, 0.0), sections, numbers
             )
-            values["detail_dense"] = max(0.0, float(detail[row]))
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             table.append((row, passage, values))
         best_dense = max((v["dense"] for _, _, v in table), default=0.0) or 1.0
