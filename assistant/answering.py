@@ -333,6 +333,15 @@ class ExtractiveAnswerer:
             )
             if citing is not None and (named or citing.score >= self.join_ratio * best.score):
                 chosen.append(citing)
+        if best.passage.kind == "reference" and (matched := self.reranker.reference_matches(question)):
+            # Every entry of the outlet, author or date the question names ("Which Reuters articles…").
+            if set(best.passage.refs) & matched:
+                rows = {c.row for c in chosen}
+                chosen += [
+                    c
+                    for c in scored
+                    if c.passage.kind == "reference" and set(c.passage.refs) & matched and c.row not in rows
+                ][: self.settings.max_answer_sentences - 1]
         if question.wants_reference and best.passage.kind == "essay" and answer.enabled("citation_graph"):
             for number in footnotes_in(text):
                 passage = self.index.passages.get(f"ref-{number:02d}")

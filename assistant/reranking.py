@@ -61,6 +61,7 @@ SENTENCE_FEATURES = {
     "thesis_asked": "is in the introduction's last or the conclusion's paragraph, for a summary question",
     "section_named": "is in a section the question names",
     "reference_number": "is reference entry n, or cites it, for a question naming reference/footnote n",
+    "reference_field": "is a reference entry whose outlet, author, date or language the source question names",
     "missing_artifact": "describes a table or figure the text does not contain",
     "interrogative": "is itself a question ('What exactly did … mean?')",
 }
@@ -265,6 +266,30 @@ class SentenceReranker:
         found = {int(a or b) for a, b in _REFERENCE_NUMBER.findall(question.text)}
         return found & self.corpus.references.keys()
 
+    def reference_matches(self, question: QuestionProfile) -> set[int]:
+        """The citation graph, outlet/author/date -> entries: references whose record a source question names.
+
+        "Which sources come from Reuters?", "What did Kelly and Uranaka write?", "Which references
+        are dated December 10, 2018?".
+        """
+        if not (question.wants_reference and self.settings.answer.enabled("citation_graph")):
+            return set()
+        text = question.text.lower()
+
+        def named(phrase: str | None) -> bool:
+            return bool(phrase) and re.search(rf"\b{re.escape(phrase.lower())}\b", text) is not None
+
+        found = set()
+        for number, ref in self.corpus.references.items():
+            people = re.split(r",| and | et al\.?", ref.authors or "")
+            surnames = [p.split()[-1] for p in people if p.strip() and len(p.split()[-1]) >= 3]
+            language = ref.language and re.search(
+                rf"\bin {ref.language.lower()}\b|\b{ref.language.lower()}-language", text
+            )
+            if named(ref.outlet) or named(ref.date) or named(ref.authors) or any(map(named, surnames)) or language:
+                found.add(number)
+        return found
+
     def _weight(self, term: str) -> float:
         return self.idf.get(term, math.log(len(self.sentence_terms) + 1))
 
@@ -301,10 +326,12 @@ class SentenceReranker:
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         thesis = self.thesis_paragraphs if question.kind == "summary" else ()
         numbers = self.reference_numbers(question)
+        matched = {f"ref-{n:02d}" for n in self.reference_matches(question)}
         return [
             p
             for p in self.index.passages.values()
             if (set(p.refs) & numbers)
+            or p.id in matched
             or p.kind == "essay"
             and (
                 p.section in sections
@@ -337,6 +364,7 @@ class SentenceReranker:
         bm25: float,
         sections: set[str],
         numbers: set[int],
+        matched: set[int] = frozenset(),
     ) -> dict[str, float]:
         """The feature row (:data:`SENTENCE_FEATURES`) of sentence ``row`` of ``passage`` for ``question``."""
         span = self.index.sentence_spans[row]
@@ -375,6 +403,7 @@ class SentenceReranker:
                 bool(numbers)
                 and (bool(set(passage.refs) & numbers) if is_ref else bool(set(footnotes_in(text)) & numbers))
             ),
+            "reference_field": float(is_ref and bool(set(passage.refs) & matched)),
             "missing_artifact": float(any(a in text for a in self.corpus.missing_artifacts)),
             "interrogative": float(text.rstrip('”’" ').endswith("?")),
         }
@@ -403,13 +432,22 @@ class SentenceReranker:
         rows = [self.row_of[(p.id, s.start)] for p in passages for s in p.sentences] + similar
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         numbers = self.reference_numbers(question)
+        matched = self.reference_matches(question)
         rows = list(dict.fromkeys(rows))
         table = []
         for row in rows:
             passage = self.index.passages[self.index.sentence_ids[row]]
             rank = rank_of.get(passage.id, len(retrieved))
             values = self.features(
-                question, passage, row, float(similarities[row]), rank, bm25_of.get(passage.id, 0.0), sections, numbers
+                question,
+                passage,
+                row,
+                float(similarities[row]),
+                rank,
+                bm25_of.get(passage.id, 0.0),
+                sections,
+                numbers,
+                matched,
             )
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             table.append((row, passage, values))

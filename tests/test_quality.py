@@ -71,6 +71,11 @@ def test_reference_number_walks_the_citation_graph_both_ways(assistant):
     assert essay and any(r.number == 9 for c in essay for r in c.references)
 
 
+def test_an_outlet_walks_to_all_its_entries(assistant):
+    result = assistant.answer("Which of the cited sources come from Reuters?")
+    assert {c.passage_id for c in result.citations} >= {"ref-04", "ref-10", "ref-20"}
+
+
 def test_a_named_section_scopes_a_summary(assistant):
     result = assistant.answer("Summarize the section Paths Forward.")
     assert result.citations and {c.section for c in result.citations} == {"Paths Forward"}
