@@ -43,6 +43,10 @@ ANSWERABILITY_FEATURES = {
     "kind_missing": "it asks for a date, number, name or place and none of the top 3 sentences holds one",
     "kind_missing_best": "the same for the best sentence alone",
     "focus_missing": "what the question asks for ('which city') is in none of the top 3 sentences' paragraphs",
+    "asks_source": "it asks about the essay's sources",
+    "asks_why": "it asks why",
+    "asks_fact": "it asks an open 'what/which/how' question of no more specific form",
+    "asks_kind": "it asks for a date, number, person or place",
 }
 
 _CAUSAL = re.compile(
@@ -425,6 +429,10 @@ class ExtractiveAnswerer:
             "kind_missing": float(bool(kinds) and kinds[0] is not None and not any(kinds)),
             "kind_missing_best": float(bool(kinds) and kinds[0] is False),
             "focus_missing": float(bool(focus) and not focus & paragraphs),
+            "asks_source": float(question.wants_reference),
+            "asks_why": float(question.kind == "why"),
+            "asks_fact": float(question.kind == "fact"),
+            "asks_kind": float(question.kind in ("date", "number", "who", "where")),
         }
 
     def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:
