@@ -9,6 +9,7 @@ should be declined; items with gold evidence should be answered. Every question 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from assistant.api import Answer, Assistant
 from assistant.config import MECHANISMS
 
 RECALL_KS = (1, 3, 5)
+EVIDENCE_COVERED = 0.8  # share of a gold string a passage must cover to count as retrieving it
 # The frozen test split's SHA-256, recorded in docs/eval.md before any change it measures.
 FROZEN_TEST_SHA256 = "53843774da174a6e6d963e5e3d5c553f857c953df3db1123d36b350c809703ed"
 
@@ -76,10 +78,23 @@ def key_facts_met(item: Item, answer: Answer) -> bool:
     return all(any(option.lower() in text for option in entry.split("|")) for entry in item.must_include)
 
 
-def evidence_recall(item: Item, answer: Answer, k: int) -> tuple[int, int]:
-    """(gold evidence strings found verbatim in the top-k passages, gold strings)."""
-    texts = [r.passage.text for r in answer.passages[:k]]
-    return sum(any(e in t for t in texts) for e in item.evidence), len(item.evidence)
+def evidence_recall(item: Item, answer: Answer, k: int, corpus_text: str) -> tuple[int, int]:
+    """(gold evidence strings found in the top-k passages, gold strings).
+
+    A gold string is found when a top-k passage covers at least ``EVIDENCE_COVERED`` of one of its
+    occurrences in the corpus (by character offsets), so a reference entry quoted with its "(23) "
+    number, which the passage leaves out, still counts; a string split across passages does not.
+    """
+    spans = [(r.passage.start, r.passage.end) for r in answer.passages[:k]]
+    found = 0
+    for evidence in item.evidence:
+        starts = [m.start() for m in re.finditer(re.escape(evidence), corpus_text)]
+        found += any(
+            min(end, s + len(evidence)) - max(start, s) >= EVIDENCE_COVERED * len(evidence)
+            for s in starts
+            for start, end in spans
+        )
+    return found, len(item.evidence)
 
 
 def citation_checks(answer: Answer, corpus_text: str) -> tuple[int, int, int, int]:
@@ -163,7 +178,7 @@ def evaluate(assistant: Assistant, items: list[Item]) -> dict[str, Any]:
             "answerability": answer.answerability,
         }
         for k in RECALL_KS:
-            row[f"recall@{k}"] = evidence_recall(item, answer, k)
+            row[f"recall@{k}"] = evidence_recall(item, answer, k, corpus_text)
             row[f"context_chars@{k}"] = sum(len(r.passage.text) for r in answer.passages[:k])
         rows.append(row)
     by_type = defaultdict(list)
