@@ -54,6 +54,7 @@ _CAUSAL = re.compile(
     r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep))\b",
     re.I,
 )
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 
 
@@ -496,15 +497,39 @@ class ExtractiveAnswerer:
         structural = question.kind in ("summary", "author")
         if not scored or (not structural and answerability < self.refusal_threshold):
             return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [], refused=True)
-        names = self.unknown(question)[0] if self.settings.answer.enabled("missing_note") else []
-        draft = self._draft(self.select(question, scored), answerability)
-        if names and not structural:
+        notes = self.settings.answer.enabled("missing_note") and not structural
+        names = self.unknown(question)[0] if notes else []
+        sentences = self.select(question, scored)
+        draft = self._draft(sentences, answerability)
+        if names:
             # Part of the question (or its premise) is not in the essay: say so, then what the essay says.
             listed = " or ".join(f"“{n}”" for n in names[:3])
             return replace(draft, text=f"The essay does not mention {listed}; what it says: {draft.text}")
-        if answerability < self.hedge_below and not structural and self.settings.answer.enabled("missing_note"):
+        if notes and (mismatch := self.mismatch(question, sentences)):
+            return replace(draft, text=f"{mismatch} {draft.text}")
+        if notes and answerability < self.hedge_below:
             return replace(draft, text=f"{HEDGE} {draft.text}")
         return draft
+
+    def mismatch(self, question: QuestionProfile, sentences: list[ScoredSentence]) -> str:
+        """A note when the quoted sentences give another year or country than the question names.
+
+        "What did Japan do in December 2017?" quoted with the December 2018 ban: "The quoted
+        sentences give 2018, not 2017:". Empty when they agree (or name no year or country).
+        """
+        text = " ".join(self._text(s) for s in sentences)
+        asked_years = set(_YEAR.findall(question.text))
+        quoted_years = list(dict.fromkeys(_YEAR.findall(text)))
+        if asked_years and quoted_years and not asked_years & set(quoted_years):
+            return f"The quoted sentences give {', '.join(quoted_years)}, not {', '.join(sorted(asked_years))}:"
+        countries = self.reranker.country_names
+        asked = {n for n, ts in countries.items() if ts <= set(question.terms)}
+        have = set().union(*(s.terms for s in sentences)) if sentences else set()
+        quoted = [n for n, ts in countries.items() if ts <= have]
+        if asked and quoted and not asked & set(quoted):
+            listed = ", ".join(f"“{n}”" for n in quoted)
+            return f"The quoted sentences name {listed}, not {', '.join(f'“{n}”' for n in sorted(asked))}:"
+        return ""
 
     def _draft(self, sentences: list[ScoredSentence], answerability: float) -> Draft:
         parts, citations = [], []

@@ -21,8 +21,8 @@ MECHANISMS = {
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
     "missing_note": (
-        "names and numbers of the question that the essay never mentions are named in the answer; a less sure "
-        "answer says it may not answer exactly what was asked"
+        "names and numbers of the question that the essay never mentions are named in the answer, so are a year "
+        "or country the quoted sentences contradict; a less sure answer says it may not answer exactly that"
     ),
 }
 

@@ -185,9 +185,14 @@ class SentenceReranker:
         return [aliases.get(t, t) for t in terms(text)]
 
     @cached_property
+    def country_names(self) -> dict[str, frozenset[str]]:
+        """The country names the lexicon maps to, with their terms ("United States": {"unit", "state"})."""
+        return {name: frozenset(self.terms(name)) for name in sorted(set(self.lexicon.aliases.values()))}
+
+    @cached_property
     def countries(self) -> frozenset[str]:
         """Terms of the country names the lexicon maps to ("japan", "china", "unit", "state", …)."""
-        return frozenset(t for name in set(self.lexicon.aliases.values()) for t in self.terms(name))
+        return frozenset().union(*self.country_names.values())
 
     @cached_property
     def sentence_terms(self) -> list[frozenset[str]]:

@@ -87,6 +87,14 @@ def test_a_name_the_essay_never_mentions_is_named(assistant):
     assert result.answer.startswith("The essay does not mention “GDP”")
 
 
+def test_a_year_or_country_the_quotes_contradict_is_said(assistant):
+    year = assistant.answer("What did Japan do in December 2017?")
+    assert year.answer.startswith("The quoted sentences give 2018, not 2017:")
+    assert "December 2018" in year.citations[0].quote
+    agrees = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
+    assert agrees.answer.startswith("In December 2018")
+
+
 def test_why_answer_gives_the_reason_not_only_the_claim(assistant):
     result = assistant.answer("Why is achieving cooperative prohibition no simple task?")
     assert "ecosystem" in result.answer or "geopolitical" in result.answer
