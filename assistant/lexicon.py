@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from assistant.text import stem
 
-LEXICON_VERSION = 2  # bump when what is derived changes: the index is then stale and rebuilt
+LEXICON_VERSION = 3  # bump when what is derived changes: the index is then stale and rebuilt
 
 _SPELLED_OUT = re.compile(r"\b((?:[A-Z][\w’'-]*\s+(?:(?:of|and|the|for|on)\s+)?){1,7}[A-Z][\w’'-]*)\s+\(([A-Z]{2,8})\)")
 _CAPITALISED_PHRASE = re.compile(r"(?:[A-Z][\w’]*[ -]+(?:(?:of|and|the|for|on) +)?)+[A-Z][\w’]*")
@@ -73,11 +74,19 @@ class Lexicon:
         corpus's own acronyms stay when it uses them in the text too.
         """
         text = question
-        for acronym, full in self.acronyms.items():
-            text = re.sub(rf"\b{acronym}\b", full, text)
-        for alias, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):
-            text = re.sub(rf"\b{re.escape(alias)}\b(?!\s+{re.escape(name)})", name, text)
+        if self._acronym_pattern is not None:
+            text = self._acronym_pattern.sub(lambda m: self.acronyms[m.group(0)], text)
+        if self._alias_pattern is not None:
+            text = self._alias_pattern.sub(lambda m: self.aliases[m.group(0)], text)
         return text
+
+    @cached_property
+    def _acronym_pattern(self) -> re.Pattern[str] | None:
+        return _alternation(self.acronyms)
+
+    @cached_property
+    def _alias_pattern(self) -> re.Pattern[str] | None:
+        return _alternation(self.aliases)
 
     def term_aliases(self) -> dict[str, str]:
         """Stemmed single-word alias -> stemmed corpus name ("japanes" -> "japan")."""
@@ -86,6 +95,14 @@ class Lexicon:
             if " " not in alias and " " not in name:
                 found[stem(alias)] = stem(name)
         return found
+
+
+def _alternation(words: dict[str, str]) -> re.Pattern[str] | None:
+    """One pattern matching any key of ``words`` as a whole word, longest first; None if there are none."""
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w])")
 
 
 def _initialisms(phrase: str) -> list[tuple[str, str]]:
@@ -167,4 +184,6 @@ def _country_aliases(text: str) -> dict[str, str]:
                 and alias.lower() != used.lower()
             ):
                 aliases.setdefault(alias, used)
+                if alias.isupper() and len(alias) <= 3:  # "US" is also written "U.S."
+                    aliases.setdefault("".join(f"{c}." for c in alias), used)
     return dict(sorted(aliases.items()))

@@ -180,8 +180,13 @@ class SentenceReranker:
         return self.lexicon.term_aliases()
 
     def terms(self, text: str) -> list[str]:
-        """Stemmed content terms of ``text`` with the lexicon's aliases applied ("japanes" -> "japan")."""
+        """Stemmed content terms of ``text`` read with the lexicon ("U.S." -> "unit", "state"; "Japanese" -> "japan").
+
+        Corpus and questions go through the same reading, so either form meets the other.
+        """
         aliases = self.term_aliases
+        if self.settings.answer.enabled("lexicon"):
+            text = self.lexicon.normalise(text)
         return [aliases.get(t, t) for t in terms(text)]
 
     @cached_property
