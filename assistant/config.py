@@ -37,6 +37,24 @@ class AnswerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     disabled: frozenset[str] = Field(frozenset(), description="Mechanisms switched off (see MECHANISMS).")
+    candidate_passages: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description=(
+            "The sentences of this many top fused passages are scored. Set by hand before the models were "
+            "fitted; the fitted weights are trained on the candidates it yields (refit after changing it)."
+        ),
+    )
+    candidate_sentences: int = Field(
+        10, ge=0, le=100, description="…and this many sentences most similar to the question anywhere (as above)."
+    )
+    candidate_references: int = Field(
+        3,
+        ge=0,
+        le=26,
+        description="…and the reference entries cited by this many top sentences, and this many best-ranked entries.",
+    )
     answer_chars: int = Field(
         600,
         ge=100,

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from assistant.index import LoadedIndex
 
 FITTED_PATH = Path(__file__).with_name("fitted.json")
-CANDIDATE_PASSAGES = 8  # sentences are drawn from this many top passages…
-CANDIDATE_SENTENCES = 10  # …from the sentences most similar to the question anywhere…
-CANDIDATE_REFERENCES = 3  # …and from the best-matching reference entries and those the top sentences cite
 
 # What each feature measures (all 0..1); the order is the order of the fitted weights.
 SENTENCE_FEATURES = {
@@ -356,12 +353,14 @@ class SentenceReranker:
         The entries footnoted by the top essay sentences, and the best-ranked entries of retrieval.
         """
         found: list[Passage] = []
-        for row in rows[:CANDIDATE_REFERENCES]:
+        for row in rows[: self.settings.answer.candidate_references]:
             span = self.index.sentence_spans[row]
             for number in footnotes_in(self.corpus.text[span.start : span.end]):
                 if (p := self.index.passages.get(f"ref-{number:02d}")) is not None:
                     found.append(p)
-        found += [r.passage for r in retrieved if r.passage.kind == "reference"][:CANDIDATE_REFERENCES]
+        found += [r.passage for r in retrieved if r.passage.kind == "reference"][
+            : self.settings.answer.candidate_references
+        ]
         return found
 
     def features(
@@ -429,10 +428,10 @@ class SentenceReranker:
         """
         import numpy as np
 
-        passages = [r.passage for r in retrieved[:CANDIDATE_PASSAGES]]
+        passages = [r.passage for r in retrieved[: self.settings.answer.candidate_passages]]
         passages += self._structural_passages(question)
         similarities = self.index.sentence_vectors @ query_vector
-        similar = [int(i) for i in np.argsort(-similarities)[:CANDIDATE_SENTENCES]]
+        similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
         rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
