@@ -9,7 +9,6 @@ can be checked.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -48,11 +47,9 @@ def build_chain(
         with embedder.cpu_limits():
             scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
         draft = answerer.compose(state["question"], scored)
-        # The passages the answer cites rank first: each takes the answer's best sentence score.
-        top = max((s.score for s in draft.sentences), default=0.0)
-        used = [replace(s, score=top) for s in draft.sentences]
+        # The passages the answer cites rank first, in the order of their best sentence.
         return state | {
-            "retrieved": reranker.rerank(state["retrieved"], scored + used),
+            "retrieved": reranker.rerank(state["retrieved"], scored, cited={s.passage.id for s in draft.sentences}),
             "answer": draft.text,
             "citations": draft.citations,
             "refused": draft.refused,

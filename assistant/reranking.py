@@ -472,17 +472,23 @@ class SentenceReranker:
             )
         return sorted(scored, key=lambda s: -s.score)
 
-    def rerank(self, retrieved: list[RetrievedPassage], scored: list[ScoredSentence]) -> list[RetrievedPassage]:
+    def rerank(
+        self, retrieved: list[RetrievedPassage], scored: list[ScoredSentence], cited: set[str] = frozenset()
+    ) -> list[RetrievedPassage]:
         """Reorder passages by their best sentence score, which becomes their ``score``.
 
-        Passages with no scored sentence follow, in fusion order, with score 0. Passages of
-        scored sentences that retrieval did not return are added.
+        The ``cited`` passages (those the answer quotes) come first, each with the best score of
+        all, so scores never increase down the list. Passages with no scored
+        sentence follow, in fusion order, with score 0. Passages of scored sentences that
+        retrieval did not return are added.
         """
         best: dict[str, float] = {}
         for sentence in scored:
             best[sentence.passage.id] = max(best.get(sentence.passage.id, 0.0), sentence.score)
         by_id = {r.passage.id: r for r in retrieved}
-        for pid in best.keys() - by_id.keys():
+        for pid in (best.keys() | cited) - by_id.keys():
             by_id[pid] = RetrievedPassage(self.index.passages[pid], 0.0, None, None)
-        ranked = sorted(by_id.values(), key=lambda r: -best.get(r.passage.id, -1.0))
+        top = max(best.values(), default=0.0)
+        best |= {pid: top for pid in cited}
+        ranked = sorted(by_id.values(), key=lambda r: (r.passage.id not in cited, -best.get(r.passage.id, -1.0)))
         return [replace(r, fused=r.score, score=round(best.get(r.passage.id, 0.0), 6)) for r in ranked]
