@@ -368,7 +368,7 @@ class ExtractiveAnswerer:
         best = scored[0]
         chosen = self._structural(question, scored)
         if question.kind in ("summary", "author", "why") or not answer.enabled("coverage"):
-            return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
+            return self._in_reading_order(chosen)
         rows = {c.row for c in chosen}
         q_terms = self.reranker.question_terms(question)
         covered = set().union(*(c.terms for c in chosen)) & q_terms
@@ -388,7 +388,18 @@ class ExtractiveAnswerer:
                 rows.add(candidate.row)
                 covered |= candidate.terms & q_terms
                 chars += len(text)
-        return sorted(chosen, key=lambda s: (s.passage.kind == "reference", s.span.start))
+        return self._in_reading_order(chosen)
+
+    def _in_reading_order(self, chosen: list[ScoredSentence]) -> list[ScoredSentence]:
+        """``chosen`` (most important first) cut to ``answer.max_chars``, then in reading order, essay first."""
+        kept, chars = [], 0
+        for sentence in chosen:
+            length = sentence.span.end - sentence.span.start
+            if kept and chars + length > self.settings.answer.max_chars:
+                continue
+            kept.append(sentence)
+            chars += length
+        return sorted(kept, key=lambda s: (s.passage.kind == "reference", s.span.start))
 
     def unknown(self, question: QuestionProfile) -> tuple[list[str], set[str]]:
         """(names and numbers, asked-for terms) of the question that the corpus never uses.

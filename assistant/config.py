@@ -59,7 +59,16 @@ class AnswerSettings(BaseModel):
         600,
         ge=100,
         le=900,
-        description="Stop adding sentences past this many characters (the quality issue's cap for lists is 900).",
+        description="Stop adding further (coverage) sentences past this many characters of quotes.",
+    )
+    max_chars: int = Field(
+        800,
+        ge=100,
+        le=900,
+        description=(
+            "Most characters of quotes in any answer, lists and summaries included (the quality issue caps "
+            "answers at 900 characters; notes and [n] markers take the rest)."
+        ),
     )
     join_ratio: float | None = Field(
         None,
