@@ -36,11 +36,11 @@ def report(assistant):
 
 def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
-    # Measured (docs/eval.md): key facts 70.4, false refusals 4.7 %, unanswerable declined 23.4 %, recall@5 82.6.
+    # Measured (docs/eval.md): key facts 70.4, false refusals 6.1 %, unanswerable declined 45.3 %, recall@5 88.7.
     assert overall["key_fact_accuracy"] >= 66.0
-    assert overall["false_refusal_rate"] <= 8.0
-    assert overall["refusal_accuracy"] >= 18.0
-    assert overall["evidence_recall@5"] >= 79.0
+    assert overall["false_refusal_rate"] <= 9.0
+    assert overall["refusal_accuracy"] >= 38.0
+    assert overall["evidence_recall@5"] >= 85.0
     assert overall["context_chars@5"] <= 2500
     assert overall["citation_validity"] == 100.0
     assert overall["sentences_cited"] == 100.0
