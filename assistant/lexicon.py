@@ -137,6 +137,11 @@ def _spelled_out(phrase: str, acronym: str) -> str | None:
     return next((n for n, i in _initialisms(phrase) if i == acronym and n.split()[-1] == last), None)
 
 
+def _mentions(text: str, name: str) -> bool:
+    """A cheap pre-check before the word-boundary search: ``name`` occurs in ``text`` at all."""
+    return name in text or name.replace("'", "’") in text
+
+
 def _name_pattern(name: str) -> str:
     """A name on word boundaries, with either apostrophe ("People's" or "People’s")."""
     return r"\b" + re.escape(name).replace("'", "[’']") + r"\b"
@@ -150,7 +155,7 @@ def _country_aliases(text: str) -> dict[str, str]:
     spans: list[tuple[int, int, str]] = []  # where each country name occurs, and whose it is
     for info in countries:
         for name in {info.get("name") or "", *(info.get("altSpellings") or [])}:
-            if len(name) > 3:
+            if len(name) > 3 and _mentions(text, name):
                 spans += [(m.start(), m.end(), info["name"]) for m in re.finditer(_name_pattern(name), text)]
 
     def inside_another(start: int, end: int, owner: str) -> bool:  # "Republic of China" in "People’s Republic of China"
@@ -164,6 +169,7 @@ def _country_aliases(text: str) -> dict[str, str]:
                 n
                 for n in names
                 if len(n) > 3
+                and _mentions(text, n)
                 and any(
                     not inside_another(m.start(), m.end(), info["name"]) for m in re.finditer(_name_pattern(n), text)
                 )

@@ -290,10 +290,7 @@ class SentenceReranker:
         for number, ref in self.corpus.references.items():
             people = re.split(r",| and | et al\.?", ref.authors or "")
             surnames = [p.split()[-1] for p in people if p.strip() and len(p.split()[-1]) >= 3]
-            language = ref.language and re.search(
-                rf"\bin {ref.language.lower()}\b|\b{ref.language.lower()}-language", text
-            )
-            if named(ref.outlet) or named(ref.date) or named(ref.authors) or any(map(named, surnames)) or language:
+            if named(ref.outlet) or named(ref.date) or named(ref.authors) or any(map(named, surnames)):
                 found.add(number)
         return found
 
