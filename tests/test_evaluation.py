@@ -36,7 +36,7 @@ def report(assistant):
 
 def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
-    # Measured (docs/eval.md): key facts 70.4, false refusals 6.1 %, unanswerable declined 45.3 %, recall@5 88.7.
+    # Measured (docs/eval.md): key facts 71.4, false refusals 5.2 %, unanswerable declined 45.3 %, recall@5 88.7.
     assert overall["key_fact_accuracy"] >= 66.0
     assert overall["false_refusal_rate"] <= 9.0
     assert overall["refusal_accuracy"] >= 38.0
