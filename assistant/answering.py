@@ -422,7 +422,7 @@ class ExtractiveAnswerer:
         reranker = self.reranker
         names, unknown_focus = self.unknown(question)
         q_terms = reranker.question_terms(question)
-        name_terms = {t for n in question.names for t in reranker.terms(n)}
+        name_terms = reranker.name_terms(question)
         top = scored[:3]
         have = frozenset().union(*(s.terms for s in top))
         kinds = [holds_kind(question.kind, self._text(s), question.names) for s in top]

@@ -305,6 +305,10 @@ class SentenceReranker:
     def question_terms(self, question: QuestionProfile) -> set[str]:
         return set(question.terms)
 
+    def name_terms(self, question: QuestionProfile) -> frozenset[str]:
+        """The terms of the question's names and numbers."""
+        return frozenset(t for n in question.names for t in self.terms(n))
+
     def _kind_match(self, question: QuestionProfile, passage: Passage, text: str) -> float:
         if passage.kind == "reference":
             return 0.5
@@ -371,13 +375,18 @@ class SentenceReranker:
         sections: set[str],
         numbers: set[int],
         matched: set[int] = frozenset(),
+        names: frozenset[str] | None = None,
     ) -> dict[str, float]:
-        """The feature row (:data:`SENTENCE_FEATURES`) of sentence ``row`` of ``passage`` for ``question``."""
+        """The feature row (:data:`SENTENCE_FEATURES`) of sentence ``row`` of ``passage`` for ``question``.
+
+        ``names`` are the terms of the question's names (computed here when not given).
+        """
         span = self.index.sentence_spans[row]
         text = self.corpus.text[span.start : span.end]
         have = self.sentence_terms[row]
         q_terms = self.question_terms(question)
-        names = {t for n in question.names for t in self.terms(n)}
+        if names is None:
+            names = self.name_terms(question)
         asked_countries = q_terms & self.countries
         is_ref = passage.kind == "reference"
         coverage = self.coverage(q_terms, have)
@@ -439,6 +448,7 @@ class SentenceReranker:
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         numbers = self.reference_numbers(question)
         matched = self.reference_matches(question)
+        names = self.name_terms(question)
         rows = list(dict.fromkeys(rows))
         table = []
         for row in rows:
@@ -454,6 +464,7 @@ class SentenceReranker:
                 sections,
                 numbers,
                 matched,
+                names,
             )
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             table.append((row, passage, values))
