@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
 
+from assistant import structure
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
@@ -28,6 +31,12 @@ if TYPE_CHECKING:
     from assistant.index import LoadedIndex
 
 REFUSAL = "The essay does not say."
+# How long an answer may run: the key sentence only, the default, or twice the default budget.
+Length = Literal["short", "normal", "long"]
+LENGTHS: tuple[Length, ...] = ("short", "normal", "long")
+# Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
+SHORTER_NOTE = "In one sentence, quoted from the essay (I quote it rather than reword it):"
+NOTHING_MORE = "The essay says nothing more about this than the sentences already quoted."
 # Opens an answer whose answerability is below the fitted ``hedge_below`` (fitted.json).
 HEDGE = "The essay may not answer exactly this; the closest it says:"
 # Question-level features of the answerability model (each 0..1); fitted weights in fitted.json.
@@ -355,7 +364,9 @@ class ExtractiveAnswerer:
                     chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.sentence_terms[row]))
         return chosen
 
-    def select(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+    def select(
+        self, question: QuestionProfile, scored: list[ScoredSentence], length: Length = "normal"
+    ) -> list[ScoredSentence]:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
 
         After the sentences the question's form calls for, a candidate joins when its evidence
@@ -363,18 +374,23 @@ class ExtractiveAnswerer:
         (IDF-weighted) of the question terms still uncovered (both fitted), or when
         it continues a chosen sentence ("This action…"). Summary, author and why questions take
         only what their form calls for (term coverage would only add loosely related sentences).
+        ``length="short"`` keeps the first sentence the form calls for; ``"long"`` doubles the
+        character budgets and the sentence cap.
         """
         answer = self.settings.answer
         best = scored[0]
         chosen = self._structural(question, scored)
+        scale = 2 if length == "long" else 1
+        if length == "short":
+            return self._in_reading_order(chosen[:1])
         if question.kind in ("summary", "author", "why") or not answer.enabled("coverage"):
-            return self._in_reading_order(chosen)
+            return self._in_reading_order(chosen, scale)
         rows = {c.row for c in chosen}
         q_terms = self.reranker.question_terms(question)
         covered = set().union(*(c.terms for c in chosen)) & q_terms
         chars = sum(c.span.end - c.span.start for c in chosen)
         for candidate in scored[1:]:
-            if len(chosen) >= self.settings.max_answer_sentences or chars >= answer.answer_chars:
+            if len(chosen) >= scale * self.settings.max_answer_sentences or chars >= scale * answer.answer_chars:
                 break
             if candidate.row in rows or candidate.score < self.join_ratio * best.score:
                 continue
@@ -388,14 +404,14 @@ class ExtractiveAnswerer:
                 rows.add(candidate.row)
                 covered |= candidate.terms & q_terms
                 chars += len(text)
-        return self._in_reading_order(chosen)
+        return self._in_reading_order(chosen, scale)
 
-    def _in_reading_order(self, chosen: list[ScoredSentence]) -> list[ScoredSentence]:
-        """``chosen`` (most important first) cut to ``answer.max_chars``, then in reading order, essay first."""
+    def _in_reading_order(self, chosen: list[ScoredSentence], scale: int = 1) -> list[ScoredSentence]:
+        """``chosen`` (most important first) cut to ``scale`` × ``answer.max_chars``, in reading order, essay first."""
         kept, chars = [], 0
         for sentence in chosen:
             length = sentence.span.end - sentence.span.start
-            if kept and chars + length > self.settings.answer.max_chars:
+            if kept and chars + length > scale * self.settings.answer.max_chars:
                 continue
             kept.append(sentence)
             chars += length
@@ -494,9 +510,25 @@ class ExtractiveAnswerer:
         """A table or figure the question asks about that the essay mentions but does not contain."""
         return next((a for a in self.corpus.missing_artifacts if a.lower() in question.text.lower()), None)
 
-    def compose(self, question: QuestionProfile, scored: list[ScoredSentence]) -> Draft:
-        """Compose the answer from scored sentences (best first), or decline."""
+    def compose(self, question: QuestionProfile, scored: list[ScoredSentence], length: Length = "normal") -> Draft:
+        """Compose the answer from scored sentences (best first), or decline.
+
+        Args:
+            question: The profiled question.
+            scored: Candidate sentences, best first (:meth:`SentenceReranker.score_sentences`).
+            length: ``short`` (the key sentence), ``normal`` or ``long`` (see :meth:`select`).
+
+        """
+        if self.settings.answer.enabled("structure") and (
+            found := structure.answer(question.text, self.corpus, self.reranker.lexicon.aliases)
+        ):
+            quoted = [s for span in found.spans for s in self._sentences_within(span)]
+            draft = self._draft(self._in_reading_order(quoted), 1.0)
+            return replace(draft, text=f"{found.lead} {draft.text}".strip())
         answerability = self.answerability(question, scored)
+        if self.settings.answer.enabled("interrogative"):
+            # A question in the essay ("What exactly did Sullivan mean?") states nothing.
+            scored = [s for s in scored if not self._text(s).rstrip('”’" ').endswith("?")] or scored
         if artifact := self.missing_artifact(question):
             # Only what the essay says about the absent table is answerable, never its contents.
             description = self._description(artifact, question, scored)
@@ -510,7 +542,7 @@ class ExtractiveAnswerer:
             return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [], refused=True)
         notes = self.settings.answer.enabled("missing_note") and not structural
         names = self.unknown(question)[0] if notes else []
-        sentences = self.select(question, scored)
+        sentences = self.select(question, scored, length)
         draft = self._draft(sentences, answerability)
         if names:
             # Part of the question (or its premise) is not in the essay: say so, then what the essay says.
@@ -521,6 +553,71 @@ class ExtractiveAnswerer:
         if notes and answerability < self.hedge_below:
             return replace(draft, text=f"{HEDGE} {draft.text}")
         return draft
+
+    def sentence_at(self, span: tuple[int, int], score: float = 1.0) -> ScoredSentence | None:
+        """The sentence row at corpus ``span`` (start, end), or None if no sentence has it."""
+        row = self._rows_by_span.get(span)
+        if row is None:
+            return None
+        passage = self.index.passages[self.index.sentence_ids[row]]
+        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.sentence_terms[row])
+
+    def _sentences_within(self, span: tuple[int, int]) -> list[ScoredSentence]:
+        """The sentence rows lying inside corpus ``span``, in reading order."""
+        return [
+            s
+            for (start, end), row in self._rows_by_span.items()
+            if span[0] <= start and end <= span[1] and (s := self.sentence_at((start, end))) is not None
+        ]
+
+    @cached_property
+    def _rows_by_span(self) -> dict[tuple[int, int], int]:
+        return {(s.start, s.end): row for row, s in enumerate(self.index.sentence_spans)}
+
+    def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[tuple[int, int]]) -> ScoredSentence | None:
+        """The best-scoring sentence of ``among`` (spans): the one carrying an earlier answer's key fact."""
+        wanted = set(among)
+        ranked = [s for s in scored if (s.span.start, s.span.end) in wanted]
+        if ranked:
+            return ranked[0]
+        return next((s for span in among if (s := self.sentence_at(span)) is not None), None)
+
+    def more(
+        self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[tuple[int, int]], length: Length
+    ) -> Draft:
+        """The answer to "tell me more": the best evidence not in ``shown`` (spans quoted so far).
+
+        Evidence counts while its probability is at least ``join_ratio`` of the best sentence's
+        (the fitted bar for a further sentence to join an answer); else :data:`NOTHING_MORE`.
+        """
+        unseen = [s for s in scored if (s.span.start, s.span.end) not in shown]
+        answerability = self.answerability(question, scored)
+        if not unseen or unseen[0].score < self.join_ratio * scored[0].score:
+            return Draft(NOTHING_MORE, [], answerability, [], refused=True)
+        return self._draft(self.select(question, unseen, length), answerability)
+
+    def shorter(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+        """The previous answer's key sentence alone, under :data:`SHORTER_NOTE`; None without one."""
+        key = self._key_sentence(scored, previous)
+        if key is None:
+            return None
+        draft = self._draft([key], key.score)
+        return replace(draft, text=f"{SHORTER_NOTE} {draft.text}")
+
+    def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+        """The reason for an earlier answer's claim ("Why?"), if the sentences around it give one.
+
+        The claim is the earlier answer's key sentence; its reason comes from :meth:`_explanation`
+        and must be a sentence the earlier answer did not quote. None when there is none.
+        """
+        claim = self._key_sentence([s for s in scored if s.passage.kind == "essay"], previous)
+        if claim is None or claim.passage.kind != "essay":
+            return None
+        shown = set(previous)
+        reasons = [r for r in self._explanation(claim) if (r.span.start, r.span.end) not in shown]
+        if not reasons or not any(_CAUSAL.search(self._text(r)) or leans_on_previous(self._text(r)) for r in reasons):
+            return None
+        return self._draft(self._in_reading_order(reasons), claim.score)
 
     def mismatch(self, question: QuestionProfile, sentences: list[ScoredSentence]) -> str:
         """A note when the quoted sentences give another year or country than the question names.

@@ -6,14 +6,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from assistant.answering import Answer, ExtractiveAnswerer
+from assistant.answering import LENGTHS, Answer, ExtractiveAnswerer, Length
 from assistant.config import Settings
+from assistant.conversation import Resolution, Turn, resolve, turns_from
 from assistant.corpus import load_corpus
-from assistant.errors import AssistantError
-from assistant.question import rewrite_followup, validate
+from assistant.errors import AssistantError, InvalidQuestionError
+from assistant.question import validate
 from assistant.retrieval import RetrievedPassage
 
 if TYPE_CHECKING:
@@ -98,9 +99,28 @@ class Assistant:
         checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
-    def _standalone(self, text: str, history: Sequence[str], generator: GenerativeAnswerer | None) -> str:
-        """``text`` made standalone: by the LLM when one is configured, else (or if it fails) by rule."""
-        if history and generator is not None:
+    def _resolve(self, text: str, history: Sequence[str | Answer], loaded: _Loaded) -> Resolution:
+        """``text`` in its conversation (see :mod:`assistant.conversation`).
+
+        A follow-up is made standalone by the LLM when one is configured (and its rewrite is
+        kept), else by rule.
+        """
+        countries = loaded.answerer.reranker.lexicon.aliases
+
+        def by_rule(question: str, turns: list[Turn]) -> Resolution:
+            return resolve(question, turns, countries=countries)
+
+        turns = turns_from(history, by_rule)
+        resolution = by_rule(text, turns)
+        if resolution.intent == "followup" and loaded.generator is not None:
+            rewritten = self._rewrite(text, [t.standalone for t in turns], loaded.generator)
+            if rewritten is not None:
+                return replace(resolution, standalone=rewritten)
+        return resolution
+
+    def _rewrite(self, text: str, history: Sequence[str], generator: GenerativeAnswerer) -> str | None:
+        """``text`` made standalone by the LLM, or None if it fails or answers instead of rewriting."""
+        if history:
             from assistant.errors import LLMError
             from assistant.text import terms
 
@@ -114,33 +134,54 @@ class Assistant:
                 log.info("LLM follow-up rewrite %r rejected; using the rule-based one", rewritten[:200])
             except LLMError as exc:
                 log.info("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
-        return rewrite_followup(text, history)
+        return None
 
-    def answer(self, question: str, *, history: Sequence[str] | None = None, id: str | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        *,
+        history: Sequence[str | Answer] | None = None,
+        id: str | None = None,
+        length: Length = "normal",
+    ) -> Answer:
         """Answer one question with citations, or decline when the essay does not say.
 
         Args:
             question: The question, 1..``max_question_chars`` characters, no control characters.
-            history: Earlier questions of the conversation, oldest first; a follow-up such as
-                "When did Japan do that?" is made standalone: by the LLM when one is configured
-                (checked to still share a content term with the question), else with their key terms.
+            history: The conversation so far, oldest first: earlier :class:`Answer` objects (best:
+                a follow-up can then avoid repeating them, and "why?"/"tell me more"/"shorter"
+                work on what they quoted) or earlier questions as text. A question that leans on
+                them ("When did Japan do that?", "And the Netherlands?") is made standalone: by
+                the LLM when one is configured, else by rule; any other question stands alone.
             id: Copied to ``Answer.id``.
+            length: ``"short"`` (the key sentence), ``"normal"`` or ``"long"`` (twice the budget).
 
         Raises:
-            InvalidQuestionError: For an empty, over-long or control-character question.
+            InvalidQuestionError: For an empty, over-long or control-character question, or an
+                unknown ``length``.
             IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
 
         """
         text = validate(question, self.settings.max_question_chars)
-        if isinstance(history, str):
+        if length not in LENGTHS:
+            raise InvalidQuestionError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
+        if isinstance(history, str | Answer):
             history = [history]
         limit = self.settings.max_question_chars
-        history = [h[:limit] for h in (history or []) if isinstance(h, str)]
+        history = [h[:limit] if isinstance(h, str) else h for h in (history or []) if isinstance(h, str | Answer)]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
-        standalone = self._standalone(text, history, loaded.generator)
+        resolution = self._resolve(text, history, loaded)
+        standalone = resolution.standalone
+        request = {
+            "question": loaded.answerer.reranker.read(standalone),
+            "length": length,
+            "intent": resolution.intent,
+            "previous": resolution.previous.cited if resolution.previous else (),
+            "shown": resolution.shown,
+        }
         try:
-            state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(standalone)})
+            state = loaded.chain.invoke(request)
         except AssistantError:
             raise
         except Exception:
@@ -151,7 +192,7 @@ class Assistant:
                 raise
             log.info("index changed during a question; answering it from build %s", fresh.index.build)
             loaded = fresh
-            state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(standalone)})
+            state = loaded.chain.invoke(request | {"question": loaded.answerer.reranker.read(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
         shown = {r.passage.id for r in retrieved}
@@ -184,7 +225,13 @@ _default: Assistant | None = None
 _default_lock = threading.Lock()
 
 
-def answer(question: str, *, history: Sequence[str] | None = None, settings: Settings | None = None) -> Answer:
+def answer(
+    question: str,
+    *,
+    history: Sequence[str | Answer] | None = None,
+    settings: Settings | None = None,
+    length: Length = "normal",
+) -> Answer:
     """Answer ``question`` from the essay. See :meth:`Assistant.answer`.
 
     With ``settings=None`` a process-wide :class:`Assistant` is reused across calls; with
@@ -192,8 +239,8 @@ def answer(question: str, *, history: Sequence[str] | None = None, settings: Set
     """
     global _default
     if settings is not None:
-        return Assistant(settings).answer(question, history=history)
+        return Assistant(settings).answer(question, history=history, length=length)
     with _default_lock:
         if _default is None:
             _default = Assistant()
-    return _default.answer(question, history=history)
+    return _default.answer(question, history=history, length=length)

@@ -1,6 +1,9 @@
 """The retrieval chain in LangChain Expression Language: question -> retrieve -> rerank + answer.
 
-The chain's input is ``{"question": QuestionProfile}``; its output adds ``query_vector``,
+The chain's input is ``{"question": QuestionProfile}``, optionally with ``length``
+(:data:`assistant.answering.Length`) and, for a follow-up, ``intent``
+(:data:`assistant.conversation.Intent`), ``previous`` (the spans the previous answer quoted) and
+``shown`` (the spans quoted on this topic so far). Its output adds ``query_vector``,
 ``retrieved`` (passages reranked by their best sentence) and ``answer``/``citations``, so the
 evidence travels with the answer (as in LangChain's ``create_retrieval_chain``) and citations
 can be checked.
@@ -13,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from assistant.answering import ExtractiveAnswerer
+from assistant.answering import Draft, ExtractiveAnswerer
 from assistant.embeddings import Embedder
 from assistant.retrieval import HybridRetriever
 
 if TYPE_CHECKING:
     from assistant.generative import GenerativeAnswerer
+    from assistant.reranking import ScoredSentence
 
 
 def build_chain(
@@ -46,7 +50,7 @@ def build_chain(
         reranker = answerer.reranker
         with embedder.cpu_limits():
             scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
-        draft = answerer.compose(state["question"], scored)
+        draft = _conversational(answerer, state, scored)
         # The passages the answer cites rank first, in the order of their best sentence.
         return state | {
             "retrieved": reranker.rerank(state["retrieved"], scored, cited={s.passage.id for s in draft.sentences}),
@@ -59,3 +63,36 @@ def build_chain(
 
     chain = RunnableLambda(retrieve) | RunnableLambda(compose)
     return chain if generator is None else chain | RunnableLambda(generator.run)
+
+
+def _conversational(answerer: ExtractiveAnswerer, state: dict[str, Any], scored: list[ScoredSentence]) -> Draft:
+    """The draft for the question in its conversation.
+
+    "Why?" gives the reason for the previous answer's claim; "shorter" its key sentence; "more"
+    the best evidence the conversation has not quoted yet. A follow-up whose answer would quote
+    exactly what the previous answer quoted is answered from the evidence it did not quote.
+    """
+    question, intent, length = state["question"], state.get("intent", "new"), state.get("length", "normal")
+    previous: tuple[tuple[int, int], ...] = tuple(state.get("previous", ()))
+    if intent == "why" and previous:
+        if (draft := answerer.explain_previous(scored, previous)) is not None:
+            return draft
+        # No reason next to the claim: the best evidence for "why …" that the user has not seen.
+        unseen = [s for s in scored if (s.span.start, s.span.end) not in set(previous)]
+        if not (draft := answerer.compose(question, unseen, length)).refused:
+            return draft
+    if intent == "shorter" and previous and (draft := answerer.shorter(scored, previous)) is not None:
+        return draft
+    if intent == "more":
+        return answerer.more(question, scored, set(state.get("shown", ())) | set(previous), length)
+    draft = answerer.compose(question, scored, length)
+    if intent != "new" and previous and not draft.refused and _spans(draft) <= set(previous):
+        unseen = [s for s in scored if (s.span.start, s.span.end) not in set(previous)]
+        again = answerer.compose(question, unseen, length)
+        if not again.refused:
+            return again
+    return draft
+
+
+def _spans(draft: Draft) -> set[tuple[int, int]]:
+    return {(c.start, c.end) for c in draft.citations}

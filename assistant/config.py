@@ -20,6 +20,8 @@ MECHANISMS = {
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
+    "structure": "questions about the document itself (reference count, sections, languages, uncited entries)",
+    "interrogative": "a sentence that is itself a question ('What exactly did … mean?') never answers one",
     "missing_note": (
         "names and numbers of the question that the essay never mentions are named in the answer, so are a year "
         "or country the quoted sentences contradict; a less sure answer says it may not answer exactly that"

@@ -419,3 +419,99 @@ def write_split_report(result: dict[str, Any], out_dir: Path, threshold: float) 
     json_path.write_text(json.dumps(public, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path.write_text(render_splits(result, [p.name for p in pngs]), encoding="utf-8")
     return [json_path, md_path, *pngs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversations: follow-ups, topic changes, "why?", "tell me more", "shorter".
+
+# The frozen conversation test script's SHA-256, recorded before any change it measures.
+FROZEN_CONVERSATION_TEST_SHA256 = "3cf6dd21ee74d6d34a580991dba875654f798d370270759b4d4acc94e7506300"
+
+
+@dataclass(frozen=True)
+class ConversationTurn:
+    """One turn of a conversation script (``conversation``, ``turn``, ``question``, ``kind``, ``must_include``)."""
+
+    conversation: str
+    turn: int
+    question: str
+    kind: str
+    must_include: tuple[str, ...]
+
+
+def load_conversations(path: Path) -> dict[str, list[ConversationTurn]]:
+    """Read a conversation script (JSON lines, one turn per line, turns in order).
+
+    Raises:
+        ValueError: On a line that is not JSON or lacks a field, naming the line number.
+
+    """
+    conversations: dict[str, list[ConversationTurn]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            turn = ConversationTurn(
+                str(row["conversation"]), int(row["turn"]), row["question"], row["kind"], tuple(row["must_include"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a conversation turn ({exc})") from exc
+        conversations.setdefault(turn.conversation, []).append(turn)
+    return conversations
+
+
+def evaluate_conversations(assistant: Assistant, conversations: dict[str, list[ConversationTurn]]) -> dict[str, Any]:
+    """Play each conversation through ``assistant`` (earlier answers as history).
+
+    A turn is correct when it is answered with every ``must_include`` entry (``unanswerable``:
+    when it is declined). A ``new`` turn after the first is *hijacked* when it was resolved
+    against the conversation; an answer *repeats* when its text equals the previous answer's.
+
+    Returns:
+        ``{"overall": {...}, "by_kind": {kind: {...}}, "turns": [...]}``; percentages 0..100.
+
+    """
+    rows = []
+    for turns in conversations.values():
+        history: list[Answer] = []
+        for turn in turns:
+            answer = assistant.answer(turn.question, history=history)
+            item = Item(turn.conversation, turn.kind, turn.question, turn.must_include, ())
+            if turn.kind == "unanswerable":
+                correct = answer.refused
+            else:
+                correct = not answer.refused and key_facts_met(item, answer)
+            rows.append(
+                {
+                    "conversation": turn.conversation,
+                    "turn": turn.turn,
+                    "kind": turn.kind,
+                    "question": turn.question,
+                    "standalone": answer.standalone_question,
+                    "answer": answer.answer,
+                    "correct": correct,
+                    "hijacked": turn.kind == "new" and bool(history) and answer.standalone_question != answer.question,
+                    "repeated": bool(history) and answer.answer == history[-1].answer,
+                    "total_ms": answer.timings_ms["total"],
+                }
+            )
+            history.append(answer)
+
+    def summary(selected: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "turns": len(selected),
+            "correct": _pct(sum(r["correct"] for r in selected), len(selected)),
+            "hijacked": sum(r["hijacked"] for r in selected),
+            "repeated": sum(r["repeated"] for r in selected),
+            "latency_ms_p95": round(_percentile([r["total_ms"] for r in selected], 0.95), 1),
+        }
+
+    by_kind = defaultdict(list)
+    for row in rows:
+        by_kind[row["kind"]].append(row)
+    return {
+        "overall": summary(rows),
+        "by_kind": {k: summary(v) for k, v in sorted(by_kind.items())},
+        "turns": rows,
+    }

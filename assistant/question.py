@@ -18,7 +18,9 @@ _TYPES = [  # first match wins
     (
         "author",
         re.compile(
-            r"\b(who (wrote|authored) (the|this) (essay|article|piece)|who is (the|its) (essay's )?author|"
+            r"^\W*((so|and|but|ok) )?who (wrote|authored|is behind) (it|this)(?=[\s?.!]*$)|"
+            r"\b(who (wrote|authored) (the|this) (essay|article|piece)|"
+            r"who (is|was|'s|’s) (the|its) (essay's |essay’s )?(author|writer)|"
             r"author of (the|this) (essay|article|piece)|who (is|was) the writer|"
             r"title of (the|this) (essay|article|piece)|what is (the|this) (essay|article|piece) called)\b",
             re.I,
@@ -167,24 +169,3 @@ def _focus_terms(text: str) -> list[str]:
     if not match:
         return []
     return [stem(w) for w in words(match.group("phrase")) if w.islower() and terms(w)]
-
-
-_ANAPHORA = re.compile(r"\b(that|this|these|those|it|its|they|them|their|he|she|his|her|there|then|the same)\b", re.I)
-
-
-def rewrite_followup(text: str, history: list[str] | tuple[str, ...]) -> str:
-    """Make a follow-up question standalone, deterministically (no LLM).
-
-    A question with fewer than three content terms, or one that points back ("that", "it",
-    "they"…) with fewer than five, gets the previous question's content words appended:
-    "When did Japan do that?" after "Why was Huawei banned?" becomes
-    "When did Japan do that? (Huawei banned)". Otherwise ``text`` is returned unchanged.
-    """
-    if not history:
-        return text
-    own = terms(text)
-    if len(own) >= 5 or (len(own) >= 3 and not _ANAPHORA.search(text)):
-        return text
-    previous = [w for w in words(history[-1]) if w.lower() not in STOPWORDS]
-    carried = [w for w in dict.fromkeys(previous) if w.lower() not in text.lower()]
-    return f"{text} ({' '.join(carried)})" if carried else text
