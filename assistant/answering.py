@@ -65,6 +65,7 @@ _CAUSAL = re.compile(
 )
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
+_ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,21 @@ class Answer:
         return data
 
 
+_MONTHS = ("january february march april may june july august september october november december").split()
+_EVENT_DATE = re.compile(
+    rf"\b(?:(?P<month>{'|'.join(m.title() for m in _MONTHS)})(?: \d{{1,2}},)? )?(?P<year>(?:19|20)\d\d)\b"
+)
+
+
+def _event_date(text: str) -> tuple[int, int] | None:
+    """(year, month) of the first date ``text`` names ("In December 2017, …" -> (2017, 12)); month 0 if none."""
+    match = _EVENT_DATE.search(text)
+    if match is None:
+        return None
+    month = _MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
+    return int(match.group("year")), month
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -262,15 +278,117 @@ class ExtractiveAnswerer:
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
-    def _section_summary(self, sections: set[str], scored: list[ScoredSentence]) -> list[ScoredSentence]:
-        """The topic (first) sentence of each paragraph of the named sections, in reading order."""
-        firsts: dict[int, ScoredSentence] = {}
-        for s in scored:
-            if s.passage.kind == "essay" and s.passage.section in sections:
-                current = firsts.get(s.passage.paragraph)
-                if current is None or s.span.start < current.span.start:
-                    firsts[s.passage.paragraph] = s
-        return [firsts[p] for p in sorted(firsts)][: self.settings.max_answer_sentences]
+    def _essay_rows(self, sections: set[str] | None = None) -> list[int]:
+        """Sentence rows of the essay's body (or of ``sections``), in reading order."""
+        rows = []
+        for row, pid in enumerate(self.index.sentence_ids):
+            passage = self.index.passages[pid]
+            if passage.kind == "essay" and (sections is None or passage.section in sections):
+                rows.append(row)
+        return rows
+
+    def _central(self, rows: list[int]) -> list[int]:
+        """``rows`` from the most to the least central: cosine similarity to their mean vector.
+
+        Centroid-based extractive summarisation (Radev et al., 2004): the sentences closest to
+        the mean of a passage's sentence embeddings carry its gist.
+        """
+        vectors = self.index.sentence_vectors[rows]
+        centroid = vectors.mean(axis=0)
+        similarity = vectors @ centroid
+        return [rows[i] for i in sorted(range(len(rows)), key=lambda i: -float(similarity[i]))]
+
+    def _section_summary(self, sections: set[str]) -> list[ScoredSentence]:
+        """Each paragraph's topic (first) sentence in the named sections, the most central first.
+
+        Every paragraph is represented until the answer's character cap; the cap drops the
+        least central topic sentences.
+        """
+        rows = self._essay_rows(sections)
+        firsts: dict[int, int] = {}
+        for row in rows:
+            firsts.setdefault(self.index.passages[self.index.sentence_ids[row]].paragraph, row)
+        ranked = self._central(list(firsts.values())) if firsts else []
+        return [s for row in ranked if (s := self.sentence_at(self._span(row))) is not None]
+
+    def _essay_summary(self, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        """The thesis and the most central sentence of each section that argues (cites sources).
+
+        Most important first: the thesis, then the sections in reading order, so that the
+        character cap drops the last sections' sentences first.
+        """
+        chosen = self._thesis_sentences(scored)
+        cited = {p.section for p in self.corpus.paragraphs if p.footnotes}
+        for section in dict.fromkeys(p.section for p in self.corpus.paragraphs if p.section in cited):
+            rows = self._essay_rows({section})
+            if rows and (s := self.sentence_at(self._span(self._central(rows)[0]))) is not None:
+                if all(c.row != s.row for c in chosen):
+                    chosen.append(s)
+        return chosen
+
+    def _span(self, row: int) -> tuple[int, int]:
+        span = self.index.sentence_spans[row]
+        return span.start, span.end
+
+    def _timeline(self, scored: list[ScoredSentence], best: ScoredSentence) -> list[ScoredSentence]:
+        """Every dated essay sentence among the evidence, earliest event first.
+
+        A sentence joins when it names a date and clears the bar any further sentence clears
+        (``join_ratio`` of the best's probability), or shares the best essay sentence's paragraph.
+        Sentences are ordered by the first date they name (year, then month); the answer keeps
+        this order (see :meth:`select`).
+        """
+        bar = self.join_ratio * best.score
+        found = {s.row: s for s in scored if s.passage.kind == "essay" and s.score >= bar}
+        anchor = next((s for s in scored if s.passage.kind == "essay"), best)
+        for row in self._essay_rows({anchor.passage.section}):
+            neighbour = self.sentence_at(self._span(row), anchor.score)
+            if neighbour is not None and neighbour.passage.paragraph == anchor.passage.paragraph:
+                found.setdefault(row, neighbour)
+        dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
+        return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
+
+    def _states_something(self, question: QuestionProfile, sentence: ScoredSentence) -> bool:
+        """False for sentences that answer no question but their own kind.
+
+        A question in the essay ("What exactly did Sullivan mean?") states nothing; the title
+        and byline answer only questions about the title or the author.
+        """
+        if self._text(sentence).rstrip('”’" ').endswith("?"):
+            return False
+        if sentence.passage.section == FRONT_MATTER:
+            return question.kind == "author" or bool(_ABOUT_DOCUMENT.search(question.text))
+        return True
+
+    def sides(self, question: QuestionProfile) -> list[frozenset[str]]:
+        """The things a compare question sets side by side: its countries and other names, as term sets.
+
+        "How did Beijing react to US restrictions versus Japanese ones?" -> China, United States,
+        Japan (read through the lexicon). Fewer than two: not a comparison of named things.
+        """
+        asked = set(question.terms)
+        countries = [ts for ts in self.reranker.country_names.values() if ts and ts <= asked]
+        covered = frozenset().union(*countries)
+        others = [frozenset(ts) for n in dict.fromkeys(question.names) if (ts := set(self.reranker.terms(n))) - covered]
+        found = list(dict.fromkeys(countries + [ts - covered for ts in others]))
+        return found if len(found) >= 2 else []
+
+    def _other_sides(
+        self, question: QuestionProfile, scored: list[ScoredSentence], chosen: list[ScoredSentence]
+    ) -> list[ScoredSentence]:
+        """For each side of a comparison no chosen sentence names, the best essay sentence that does.
+
+        It must clear the bar any further sentence clears (``join_ratio`` of the best's probability).
+        """
+        added: list[ScoredSentence] = []
+        bar = self.join_ratio * scored[0].score
+        for side in self.sides(question):
+            if any(side <= c.terms for c in chosen + added):
+                continue
+            pick = next((c for c in scored if c.passage.kind == "essay" and side <= c.terms and c.score >= bar), None)
+            if pick is not None and all(pick.row != c.row for c in chosen + added):
+                added.append(pick)
+        return added
 
     def _explanation(self, best: ScoredSentence) -> list[ScoredSentence]:
         """Sentences that explain ``best`` for a "why" question.
@@ -312,8 +430,8 @@ class ExtractiveAnswerer:
         if question.kind == "summary":
             sections = self.reranker.named_sections(question) if answer.enabled("section_scope") else set()
             if sections:
-                return self._section_summary(sections, scored) or [best]
-            return self._thesis_sentences(scored) or [best]
+                return self._section_summary(sections) or [best]
+            return self._essay_summary(scored) or [best]
         if question.kind == "author":
             # The byline (last sentence of paragraph 0), then the best sentence about the author.
             byline = sorted((s for s in scored if s.passage.section == FRONT_MATTER), key=lambda s: s.span.start)
@@ -324,6 +442,10 @@ class ExtractiveAnswerer:
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
         text = self._text(best)
+        if question.kind == "timeline" and answer.enabled("timeline"):
+            return self._timeline(scored, best)
+        if question.kind == "compare" and answer.enabled("compare_sides"):
+            chosen += self._other_sides(question, scored, chosen)
         if question.kind == "why":
             if answer.enabled("explanation"):
                 chosen += self._explanation(best)
@@ -383,6 +505,8 @@ class ExtractiveAnswerer:
         scale = 2 if length == "long" else 1
         if length == "short":
             return self._in_reading_order(chosen[:1])
+        if question.kind == "timeline":
+            return self._in_reading_order(chosen, scale, by_date=True)
         if question.kind in ("summary", "author", "why") or not answer.enabled("coverage"):
             return self._in_reading_order(chosen, scale)
         rows = {c.row for c in chosen}
@@ -406,8 +530,13 @@ class ExtractiveAnswerer:
                 chars += len(text)
         return self._in_reading_order(chosen, scale)
 
-    def _in_reading_order(self, chosen: list[ScoredSentence], scale: int = 1) -> list[ScoredSentence]:
-        """``chosen`` (most important first) cut to ``scale`` × ``answer.max_chars``, in reading order, essay first."""
+    def _in_reading_order(
+        self, chosen: list[ScoredSentence], scale: int = 1, *, by_date: bool = False
+    ) -> list[ScoredSentence]:
+        """``chosen`` (most important first) cut to ``scale`` × ``answer.max_chars``, in reading order, essay first.
+
+        With ``by_date``, ``chosen`` is in date order and stays so (the cap then drops the latest).
+        """
         kept, chars = [], 0
         for sentence in chosen:
             length = sentence.span.end - sentence.span.start
@@ -415,7 +544,7 @@ class ExtractiveAnswerer:
                 continue
             kept.append(sentence)
             chars += length
-        return sorted(kept, key=lambda s: (s.passage.kind == "reference", s.span.start))
+        return kept if by_date else sorted(kept, key=lambda s: (s.passage.kind == "reference", s.span.start))
 
     def unknown(self, question: QuestionProfile) -> tuple[list[str], set[str]]:
         """(names and numbers, asked-for terms) of the question that the corpus never uses.
@@ -526,9 +655,8 @@ class ExtractiveAnswerer:
             draft = self._draft(self._in_reading_order(quoted), 1.0)
             return replace(draft, text=f"{found.lead} {draft.text}".strip())
         answerability = self.answerability(question, scored)
-        if self.settings.answer.enabled("interrogative"):
-            # A question in the essay ("What exactly did Sullivan mean?") states nothing.
-            scored = [s for s in scored if not self._text(s).rstrip('”’" ').endswith("?")] or scored
+        if self.settings.answer.enabled("claimless"):
+            scored = [s for s in scored if self._states_something(question, s)] or scored
         if artifact := self.missing_artifact(question):
             # Only what the essay says about the absent table is answerable, never its contents.
             description = self._description(artifact, question, scored)

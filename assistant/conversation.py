@@ -52,7 +52,8 @@ _POINTS_BACK = re.compile(
     r"\b(it|its|it’s|it's|they|them|their|theirs|he|him|his|she|hers|this|these|those|then|the same|"
     r"the latter|the former|such)\b|\bthat\b(?=\s*(?:[?.!,]|$|\b(?:happen\w*|mean\w*|policy|decision|ban|rule|"
     r"move|step|measure|statement|speech|meeting|one|country|company|law|term|report|term)\b))"
-    r"|\b(?:do|did|does|about|with|by|after|before|of|for|to|on) that\b",
+    r"|\b(?:do|did|does|about|with|by|after|before|of|for|to|on) that\b"
+    r"|^\W*(?:\w+ )?(?:is|was|are|were|does|did) that\b",
     re.I,
 )
 # "this essay", "it say" point at the document, not at an earlier turn.
@@ -145,7 +146,11 @@ def resolve(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | 
         return Resolution(_substitute(previous.standalone, rest, find), "followup", previous, shown)
     leans = _POINTS_BACK.search(_THE_DOCUMENT.sub(" ", text))
     if leans or not terms(text):
-        return Resolution(_carry(text, previous.standalone, find), "followup", previous, shown)
+        # "Why would Japan say that?" asks the reason for the previous answer's claim.
+        intent: Intent = (
+            "why" if leans and re.match(r"\W*(?:but |and |so )?(?:why|how come)\b", text, re.I) else "followup"
+        )
+        return Resolution(_carry(text, previous.standalone, find), intent, previous, shown)
     return Resolution(text, "new")
 
 

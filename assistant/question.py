@@ -30,6 +30,14 @@ _TYPES = [  # first match wins
     ("compare", re.compile(r"\b(compare|comparison|contrast|differ\w*|versus|vs\.?|similar\w*)\b", re.I)),
     ("why", re.compile(r"\b(why|reasons?|because|what (made|caused|led))\b", re.I)),
     (
+        "timeline",
+        re.compile(
+            r"\b(timelines? (of|for)|a timeline|chronolog\w*|in (chronological|date) order|"
+            r"(sequence|order) of events)\b",
+            re.I,
+        ),
+    ),
+    (
         "date",
         re.compile(r"\b(when|what (date|year|month|day)|which (date|year|month)|in what year|how long ago)\b", re.I),
     ),
@@ -72,7 +80,8 @@ class QuestionProfile:
     Attributes:
         text: The question, whitespace-normalised.
         kind: ``author`` (who wrote the essay, its title), ``definition`` ("What is X?"),
-            ``summary``, ``compare``, ``why``, ``date``, ``number``, ``where``, ``who`` or ``fact``.
+            ``summary``, ``compare``, ``why``, ``timeline`` (events in date order),
+            ``date``, ``number``, ``where``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).
         terms: Stemmed content terms (with the corpus lexicon's aliases applied: "japanes" -> "japan").
         names: Capitalised words and numbers in it (not the first word), as written.

@@ -102,7 +102,9 @@ def holds_kind(kind: str, text: str, known: tuple[str, ...] = ()) -> bool | None
     ("in Nagasaki", "at the Brookings Institution") for ``where``. Words of ``known`` (the
     question's own names) do not count: "Who introduced Sullivan?" is not answered by "Jake Sullivan".
     """
-    pattern = {"date": _YEAR_OR_DATE, "number": _NUMBER, "who": _NAME, "where": _PLACE}.get(kind)
+    pattern = {"date": _YEAR_OR_DATE, "timeline": _YEAR_OR_DATE, "number": _NUMBER, "who": _NAME, "where": _PLACE}.get(
+        kind
+    )
     if pattern is None:
         return None
     for name in known:
