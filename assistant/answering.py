@@ -65,6 +65,7 @@ _CAUSAL = re.compile(
 )
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
+_THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 
 
@@ -431,6 +432,8 @@ class ExtractiveAnswerer:
             sections = self.reranker.named_sections(question) if answer.enabled("section_scope") else set()
             if sections:
                 return self._section_summary(sections) or [best]
+            if _THESIS.search(question.text):  # the argument itself, not an overview
+                return self._thesis_sentences(scored) or [best]
             return self._essay_summary(scored) or [best]
         if question.kind == "author":
             # The byline (last sentence of paragraph 0), then the best sentence about the author.
@@ -713,16 +716,38 @@ class ExtractiveAnswerer:
     def more(
         self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[tuple[int, int]], length: Length
     ) -> Draft:
-        """The answer to "tell me more": the best evidence not in ``shown`` (spans quoted so far).
+        """The answer to "tell me more": evidence and context not in ``shown`` (spans quoted so far).
 
-        Evidence counts while its probability is at least ``join_ratio`` of the best sentence's
-        (the fitted bar for a further sentence to join an answer); else :data:`NOTHING_MORE`.
+        First the best unseen evidence that clears the bar any further sentence clears
+        (``join_ratio`` of the best's probability), then the unseen sentences of the paragraphs
+        already quoted (their context), up to the answer's budget; :data:`NOTHING_MORE` when
+        there is neither.
         """
-        unseen = [s for s in scored if (s.span.start, s.span.end) not in shown]
         answerability = self.answerability(question, scored)
-        if not unseen or unseen[0].score < self.join_ratio * scored[0].score:
+        bar = self.join_ratio * scored[0].score if scored else 1.0
+        evidence = [s for s in scored if s.score >= bar]
+        quoted = {s.passage.paragraph for span in shown if (s := self.sentence_at(span)) is not None}
+        context = [
+            s
+            for row in self._essay_rows()
+            if (s := self.sentence_at(self._span(row), 0.0)) is not None and s.passage.paragraph in quoted
+        ]
+        chosen = [
+            s
+            for s in {s.row: s for s in evidence + context}.values()
+            if (s.span.start, s.span.end) not in shown and self._states_something(question, s)
+        ]
+        if not chosen:
             return Draft(NOTHING_MORE, [], answerability, [], refused=True)
-        return self._draft(self.select(question, unseen, length), answerability)
+        scale = 2 if length == "long" else 1
+        limit = 1 if length == "short" else scale * self.settings.max_answer_sentences
+        kept, chars = [], 0
+        for sentence in chosen[:limit]:
+            if kept and chars >= scale * self.settings.answer.answer_chars:
+                break
+            kept.append(sentence)
+            chars += sentence.span.end - sentence.span.start
+        return self._draft(self._in_reading_order(kept, scale), answerability)
 
     def shorter(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
         """The previous answer's key sentence alone, under :data:`SHORTER_NOTE`; None without one."""

@@ -132,15 +132,17 @@ def resolve(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | 
         return Resolution(text, "new")
     find = _country_finder(tuple(sorted((countries or {}).items())))
     previous = turns[-1]
+    # "Why?", "shorter" and "more" work on the last answer that quoted something.
+    quoted = next((t for t in reversed(turns) if t.cited), previous)
     own = [w for w in words(text) if w.lower() not in STOPWORDS and w.lower() not in _REQUEST_WORDS]
     shown = _shown_on_topic(turns)
     if not own:
         if _WHY.search(text):
-            return Resolution(_why_of(previous.standalone), "why", previous, shown)
+            return Resolution(_why_of(quoted.standalone), "why", quoted, shown)
         if _SHORTER.search(text):
-            return Resolution(previous.standalone, "shorter", previous, shown)
+            return Resolution(quoted.standalone, "shorter", quoted, shown)
         if _MORE.search(text):
-            return Resolution(previous.standalone, "more", previous, shown)
+            return Resolution(quoted.standalone, "more", quoted, shown)
     if continued := _CONTINUES.match(text):
         rest = text[continued.end() :].strip()
         return Resolution(_substitute(previous.standalone, rest, find), "followup", previous, shown)

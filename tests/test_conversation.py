@@ -1,0 +1,169 @@
+"""The conversation and composed answers (the conversation issue), each kind of fault as a test.
+
+The unit tests of :func:`assistant.conversation.resolve` need no model; the others answer
+through the real assistant. The figures on whole scripts are in tests/test_evaluation.py.
+"""
+
+import pytest
+
+from assistant.answering import NOTHING_MORE, SHORTER_NOTE
+from assistant.conversation import Turn, resolve, turns_from
+from assistant.errors import InvalidQuestionError
+
+COUNTRIES = {"U.S.": "United States", "Tokyo": "Japan", "Japanese": "Japan", "United States": "United States"}
+
+
+def _turns(*questions: str) -> list[Turn]:
+    return turns_from(list(questions), lambda q, ts: resolve(q, ts, countries=COUNTRIES))
+
+
+@pytest.mark.parametrize(
+    ("previous", "question"),
+    [
+        ("When did Japan ban Huawei equipment?", "Who is Jake Sullivan?"),
+        ("What is the main argument of the essay?", "What is 'cooperative prohibition'?"),
+        ("What is the main argument of the essay?", "Who is Jake Sullivan?"),
+        ("When did Japan ban Huawei equipment?", "Is there any mention of Korea?"),
+        ("Who is Jake Sullivan?", "What does this essay say about the Netherlands?"),
+        ("Who is Jake Sullivan?", "Which official said that chips drive the economy?"),
+    ],
+)
+def test_a_question_that_does_not_lean_on_the_conversation_stands_alone(previous, question):
+    resolution = resolve(question, _turns(previous), countries=COUNTRIES)
+    assert (resolution.intent, resolution.standalone) == ("new", question)
+
+
+def test_follow_ups_resolve_through_any_number_of_turns():
+    turns = _turns("When did the United States ban Huawei?", "When did Japan do that?")
+    # The second turn was itself a follow-up: its country replaced the first one's, its topic carried.
+    assert turns[1].standalone == "When did Japan do that? (ban Huawei)"
+    third = resolve("What did its prime minister say about it?", turns, countries=COUNTRIES)
+    assert third.intent == "followup"
+    assert third.standalone == "What did its prime minister say about it? (Japan ban Huawei)"
+
+
+def test_and_x_puts_a_new_subject_into_the_previous_question():
+    turns = _turns("When did the U.S. first restrict Huawei?")
+    assert resolve("and Japan?", turns, countries=COUNTRIES).standalone == "When did Japan first restrict Huawei?"
+    abe = _turns("What did Abe say about the Huawei ban?")
+    assert resolve("And Nishimura?", abe).standalone == "What did Nishimura say about the Huawei ban?"
+    assert resolve("what about Tokyo?", turns, countries=COUNTRIES).standalone == (
+        "When did Tokyo first restrict Huawei?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        ("why?", "why"),
+        ("Why is that?", "why"),
+        ("how come", "why"),
+        ("Tell me more.", "more"),
+        ("go on", "more"),
+        ("anything else?", "more"),
+        ("Put that in simpler words, one sentence", "shorter"),
+        ("shorter please", "shorter"),
+        ("Why would Japan say that?", "why"),
+    ],
+)
+def test_conversational_requests_work_on_the_previous_answer(question, intent):
+    previous = Turn("When did Japan ban Huawei?", "When did Japan ban Huawei?", cited=((10, 20),))
+    resolution = resolve(question, [previous])
+    assert resolution.intent == intent
+    assert resolution.previous == previous and resolution.shown == {(10, 20)}
+
+
+def test_an_unrelated_question_is_not_answered_from_the_history(assistant):
+    answer = assistant.answer("Who is Jake Sullivan?", history=["When did Japan ban Huawei equipment?"])
+    assert answer.standalone_question == "Who is Jake Sullivan?"
+    assert "Sullivan" in answer.answer and "Huawei" not in answer.answer
+
+
+def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assistant):
+    first = assistant.answer("What did the success of U.S. controls hinge on?")
+    assert "parallel rules" in first.answer
+    why = assistant.answer("Why?", history=[first])
+    assert "third-country suppliers" in why.answer
+    assert not {(c.start, c.end) for c in why.citations} & {(c.start, c.end) for c in first.citations}
+
+
+def test_more_and_shorter_work_on_what_was_quoted(assistant):
+    first = assistant.answer("What did Japan's Minister Nishimura say about the chip curbs?")
+    more = assistant.answer("Tell me more", history=[first])
+    assert not more.refused and more.answer != first.answer
+    assert not {(c.start, c.end) for c in more.citations} & {(c.start, c.end) for c in first.citations}
+    shorter = assistant.answer("Shorter please, one sentence", history=[first, more])
+    assert shorter.answer.startswith(SHORTER_NOTE)
+    assert len(shorter.citations) == 1
+    assert (shorter.citations[0].start, shorter.citations[0].end) in {(c.start, c.end) for c in more.citations}
+
+
+def test_more_says_so_when_the_essay_has_nothing_more(assistant):
+    history = [assistant.answer("Where did the author teach on the JET Program?")]
+    for _ in range(6):
+        history.append(assistant.answer("tell me more", history=history))
+        if history[-1].answer == NOTHING_MORE:
+            break
+    assert history[-1].answer == NOTHING_MORE and history[-1].refused
+
+
+def test_a_follow_up_never_repeats_the_previous_answer(assistant):
+    first = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
+    again = assistant.answer("When did they do that?", history=[first])
+    assert again.answer != first.answer
+
+
+def test_length_short_normal_long(assistant):
+    question = "What did Japan do in March 2023?"
+    short = assistant.answer(question, length="short")
+    normal = assistant.answer(question)
+    long = assistant.answer(question, length="long")
+    assert len(short.citations) == 1
+    assert len(short.citations) <= len(normal.citations) <= len(long.citations)
+    assert len(long.answer) >= len(normal.answer)
+    with pytest.raises(InvalidQuestionError, match="length must be one of short, normal, long"):
+        assistant.answer(question, length="tiny")
+
+
+def test_questions_about_the_document_are_answered_from_its_structure(assistant):
+    count = assistant.answer("How many references does the essay have?")
+    assert "26 numbered references" in count.answer and count.citations[0].passage_id == "ref-26"
+    sections = assistant.answer("List the sections of the essay.")
+    for heading in ("U.S. Technology Controls", "Cooperating and Hedging: Japan’s Strategy", "Paths Forward"):
+        assert f"“{heading}”" in sections.answer
+    japanese = assistant.answer("Which references are in Japanese?")
+    assert "11, 12, 18" in japanese.answer
+    chinese = assistant.answer("Which sources are in Chinese?")  # "Chinese" reads "China" through the lexicon
+    assert "13, 14, 15, 16, 17, 19" in chinese.answer
+    uncited = assistant.answer("Which references are never cited in the text?")
+    assert "13, 14, 15, 16, 17" in uncited.answer
+    for answer in (count, sections, japanese, chinese, uncited):
+        assert not answer.refused and answer.citations
+
+
+def test_a_timeline_lists_every_dated_step_in_date_order(assistant):
+    answer = assistant.answer("Give me a timeline of the US actions against Huawei")
+    text = answer.answer
+    positions = [text.find(d) for d in ("December 2017", "May 2019", "August 2019")]
+    assert -1 not in positions and positions == sorted(positions)
+
+
+def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
+    answer = assistant.answer("Summarize the section on Japan's cooperating and hedging strategy")
+    paragraphs = {c.passage_id.split("-")[1] for c in answer.citations}
+    assert len(paragraphs) >= 4
+    assert {c.section for c in answer.citations} == {"Cooperating and Hedging: Japan’s Strategy"}
+
+
+def test_a_comparison_quotes_both_sides(assistant):
+    answer = assistant.answer(
+        "How was Beijing's reaction to Tokyo's restrictions different from its reaction to Washington's?"
+    )
+    assert "Japanese technology restrictions" in answer.answer and "unilateral protectionism" in answer.answer
+
+
+def test_the_essays_own_questions_and_title_never_answer(assistant):
+    answer = assistant.answer("What did he say?", history=["Who is Jake Sullivan?"])
+    assert "What exactly did Sullivan mean?" not in answer.answer
+    compare = assistant.answer("How does Japan's messaging on its tech controls differ from Washington's?")
+    assert "Bonding Over Bans" not in compare.answer
