@@ -42,7 +42,8 @@ test: lint browser
 
 # The tune and frozen test splits side by side, the reliability plot and the ablation table (a few minutes).
 eval: $(STAMP)
-	$(BIN)/essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate
+	$(BIN)/essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate \
+		--conversation tests/data/conversation_tune.jsonl --conversation tests/data/conversation_test.jsonl
 
 # Refit the sentence and answerability models on the tune split (never the test split): assistant/fitted.json.
 fit: $(STAMP)

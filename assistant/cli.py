@@ -7,7 +7,7 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -152,8 +152,19 @@ def ask(
     llm_timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
     ] = None,
+    length: Annotated[
+        Literal["short", "normal", "long"],
+        typer.Option(
+            help="How long the answer runs: short (the one sentence carrying the key fact), normal, or long "
+            "(twice the normal budget).",
+        ),
+    ] = "normal",
 ) -> None:
-    """Answer a question with cited sentences from the essay (builds the index on first use)."""
+    """Answer a question with cited sentences from the essay (builds the index on first use).
+
+    Questions about the essay's structure work too: "How many references does the essay have?",
+    "List the sections", "Which sources are in Japanese?".
+    """
     from assistant.api import Assistant
 
     if (question is None) == (jsonl is None):
@@ -163,7 +174,7 @@ def ask(
     assistant = Assistant(_settings())
     try:
         if jsonl is None:
-            result = assistant.answer(question)
+            result = assistant.answer(question, length=length)
             if result.fallback and not as_json:
                 typer.echo(f"note: showing the extractive answer: {result.fallback}", err=True)
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else render_text(result))
@@ -173,7 +184,8 @@ def ask(
             try:
                 if isinstance(item, AssistantError):
                     raise item
-                typer.echo(json.dumps(assistant.answer(item, id=item_id).to_dict(), ensure_ascii=False))
+                answered = assistant.answer(item, id=item_id, length=length)
+                typer.echo(json.dumps(answered.to_dict(), ensure_ascii=False))
             except InvalidQuestionError as exc:
                 failures += 1
                 typer.echo(f"error: line {number}: {exc}", err=True)
@@ -216,6 +228,14 @@ def evaluate_command(
         float, typer.Option(help="Fail above this % of answerable questions declined.")
     ] = 100.0,
     min_citation_validity: Annotated[float, typer.Option(help="Fail below this % of verbatim citations.")] = 0.0,
+    conversation: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also play conversation scripts (JSON lines: conversation, turn, question, kind, must_include) "
+            "and write conversation.md/.json: turns correct, hijacked by history, repeating the previous answer.",
+        ),
+    ] = None,
 ) -> None:
     """Score the assistant on QA sets (splits) and write a JSON + Markdown + PNG report.
 
@@ -223,14 +243,25 @@ def evaluate_command(
     exits 1 when one is missed, so CI can gate on it. Example:
 
       essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate
+        --conversation tests/data/conversation_tune.jsonl --conversation tests/data/conversation_test.jsonl
     """
     from assistant.api import Assistant
     from assistant.evaluation import ablate as run_ablation
-    from assistant.evaluation import evaluate_splits, load_items, render_ablation, write_split_report
+    from assistant.evaluation import (
+        evaluate_conversations,
+        evaluate_splits,
+        load_conversations,
+        load_items,
+        render_ablation,
+        write_conversation_report,
+        write_split_report,
+    )
 
+    conversations = conversation or []
     try:
         for path in qa_files:
             load_items(path)
+        scripts = [load_conversations(path) for path in conversations]
     except (OSError, ValueError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     settings = _settings()
@@ -239,9 +270,14 @@ def evaluate_command(
         result = evaluate_splits(assistant, qa_files)
         threshold = assistant.refusal_threshold
         ablation = run_ablation(settings, qa_files) if ablate else None
+        played = [evaluate_conversations(assistant, script) for script in scripts]
     except AssistantError as exc:
         raise _fail(str(exc)) from None
     paths = write_split_report(result, out, threshold)
+    if played:
+        paths += write_conversation_report(conversations, played, out)
+        for path, report in zip(conversations, played, strict=True):
+            typer.echo(f"{path.stem}: " + ", ".join(f"{k} {v}" for k, v in report["overall"].items()))
     if ablation is not None:
         (out / "ablation.json").write_text(json.dumps(ablation, indent=2) + "\n", encoding="utf-8")
         (out / "ablation.md").write_text(render_ablation(ablation), encoding="utf-8")

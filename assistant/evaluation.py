@@ -515,3 +515,44 @@ def evaluate_conversations(assistant: Assistant, conversations: dict[str, list[C
         "by_kind": {k: summary(v) for k, v in sorted(by_kind.items())},
         "turns": rows,
     }
+
+
+def write_conversation_report(paths: list[Path], reports: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Write ``conversation.json`` and ``conversation.md``: each script's figures by turn kind.
+
+    The turns that went wrong are listed for tune scripts only: the frozen test script
+    (:data:`FROZEN_CONVERSATION_TEST_SHA256`) is only ever scored.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {p.stem: {"path": str(p), "sha256": sha256_of(p)} for p in paths}
+    summary = {p.stem: {k: v for k, v in r.items() if k != "turns"} for p, r in zip(paths, reports, strict=True)}
+    lines = ["# Conversation evaluation", ""]
+    for path, report in zip(paths, reports, strict=True):
+        sha = files[path.stem]["sha256"]
+        overall = report["overall"]
+        lines += [
+            f"## `{path}` ({overall['turns']} turns)",
+            "",
+            f"SHA-256 `{sha}`.",
+            "",
+            f"Correct {overall['correct']} %; hijacked by history {overall['hijacked']}; "
+            f"repeating the previous answer {overall['repeated']}; p95 {overall['latency_ms_p95']} ms.",
+            "",
+            "| kind | turns | correct % | hijacked | repeated |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {kind} | {m['turns']} | {m['correct']} | {m['hijacked']} | {m['repeated']} |"
+            for kind, m in report["by_kind"].items()
+        ]
+        if sha != FROZEN_CONVERSATION_TEST_SHA256:
+            wrong = [t for t in report["turns"] if not t["correct"] or t["hijacked"] or t["repeated"]]
+            lines += ["", f"Turns that went wrong ({len(wrong)}):", ""]
+            lines += [
+                f"- {t['conversation']}.{t['turn']} ({t['kind']}) {t['question']} → `{t['standalone']}`" for t in wrong
+            ]
+        lines.append("")
+    json_path, md_path = out_dir / "conversation.json", out_dir / "conversation.md"
+    json_path.write_text(json.dumps({"files": files, "scripts": summary}, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text("\n".join(lines), encoding="utf-8")
+    return [json_path, md_path]
