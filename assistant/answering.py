@@ -397,7 +397,8 @@ class ExtractiveAnswerer:
         If ``best`` draws a consequence ("As such, …"): the sentence before it. If it states no
         cause ("because", "in order to"): the next sentence when it gives one or leans on
         ``best`` ("Indeed, if …"), else the previous one when it gives one, else the next one
-        (a claim is usually followed by its reason).
+        (a claim is usually followed by its reason); a reason that goes on over connected
+        sentences is taken whole (:meth:`_chain`).
         """
         text = self._text(best)
         if CONSEQUENCE.match(text) and (before := self._neighbour(best, -1, same_paragraph=False)):
@@ -406,10 +407,26 @@ class ExtractiveAnswerer:
             return []
         after, before = self._neighbour(best, 1), self._neighbour(best, -1)
         if after is not None and (_CAUSAL.search(self._text(after)) or leans_on_previous(self._text(after))):
-            return [after]
+            return self._chain(after)
         if before is not None and _CAUSAL.search(self._text(before)):
             return [before]
-        return [after] if after is not None else []
+        return self._chain(after) if after is not None else []
+
+    def _chain(self, first: ScoredSentence) -> list[ScoredSentence]:
+        """``first`` and the sentences after it that go on with the same explanation.
+
+        A reason often runs over several sentences ("…operate in different parts… In addition,
+        the three countries confront…"): each next sentence of the paragraph that opens with a
+        connective (:data:`assistant.text.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
+        up to ``max_answer_sentences - 1`` sentences.
+        """
+        chain = [first]
+        while len(chain) < self.settings.max_answer_sentences - 1:
+            following = self._neighbour(chain[-1], 1)
+            if following is None or not CONNECTIVE.match(self._text(following)):
+                break
+            chain.append(following)
+        return chain
 
     def _structural(self, question: QuestionProfile, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Sentences the question's form calls for, whatever their own score.
@@ -503,6 +520,8 @@ class ExtractiveAnswerer:
         character budgets and the sentence cap.
         """
         answer = self.settings.answer
+        if answer.enabled("claimless"):
+            scored = [s for s in scored if self._states_something(question, s)] or scored
         best = scored[0]
         chosen = self._structural(question, scored)
         scale = 2 if length == "long" else 1
@@ -658,8 +677,6 @@ class ExtractiveAnswerer:
             draft = self._draft(self._in_reading_order(quoted), 1.0)
             return replace(draft, text=f"{found.lead} {draft.text}".strip())
         answerability = self.answerability(question, scored)
-        if self.settings.answer.enabled("claimless"):
-            scored = [s for s in scored if self._states_something(question, s)] or scored
         if artifact := self.missing_artifact(question):
             # Only what the essay says about the absent table is answerable, never its contents.
             description = self._description(artifact, question, scored)

@@ -259,7 +259,7 @@ def _fit_selection(settings, answerer, runs, model, fitted) -> dict[str, Any]:
             for item, question, scored in rescored:
                 if not scored:
                     continue
-                text = composer._draft(composer.select(question, scored), 1.0).text.lower()
+                text = composer.compose(question, scored).text.lower()  # as answers are composed
                 met += all(any(o.lower() in text for o in m.split("|")) for m in item["must_include"])
                 lengths.append(len(text))
             grid.append((met, -statistics.median(lengths), ratio, coverage))
