@@ -36,6 +36,7 @@ Length = Literal["short", "normal", "long"]
 LENGTHS: tuple[Length, ...] = ("short", "normal", "long")
 # Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
 SHORTER_NOTE = "In one sentence, quoted from the essay (I quote it rather than reword it):"
+ALREADY_QUOTED = "The sentences the previous answer quoted answer this too:"
 NOTHING_MORE = "The essay says nothing more about this than the sentences already quoted."
 # Opens an answer whose answerability is below the fitted ``hedge_below`` (fitted.json).
 HEDGE = "The essay may not answer exactly this; the closest it says:"

@@ -179,6 +179,8 @@ class Assistant:
             "intent": resolution.intent,
             "previous": resolution.previous.cited if resolution.previous else (),
             "shown": resolution.shown,
+            "last": resolution.last.cited if resolution.last else (),
+            "last_answer": resolution.last.answer if resolution.last else "",
         }
         try:
             state = loaded.chain.invoke(request)

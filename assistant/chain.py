@@ -3,7 +3,8 @@
 The chain's input is ``{"question": QuestionProfile}``, optionally with ``length``
 (:data:`assistant.answering.Length`) and, for a follow-up, ``intent``
 (:data:`assistant.conversation.Intent`), ``previous`` (the spans the previous answer quoted) and
-``shown`` (the spans quoted on this topic so far). Its output adds ``query_vector``,
+``shown`` (the spans quoted on this topic so far); ``last``/``last_answer`` are the spans and
+text of the conversation's last answer, which no answer repeats. Its output adds ``query_vector``,
 ``retrieved`` (passages reranked by their best sentence) and ``answer``/``citations``, so the
 evidence travels with the answer (as in LangChain's ``create_retrieval_chain``) and citations
 can be checked.
@@ -12,11 +13,12 @@ can be checked.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from assistant.answering import Draft, ExtractiveAnswerer
+from assistant.answering import ALREADY_QUOTED, Draft, ExtractiveAnswerer
 from assistant.embeddings import Embedder
 from assistant.retrieval import HybridRetriever
 
@@ -69,8 +71,8 @@ def _conversational(answerer: ExtractiveAnswerer, state: dict[str, Any], scored:
     """The draft for the question in its conversation.
 
     "Why?" gives the reason for the previous answer's claim; "shorter" its key sentence; "more"
-    the best evidence the conversation has not quoted yet. A follow-up whose answer would quote
-    exactly what the previous answer quoted is answered from the evidence it did not quote.
+    the best evidence the conversation has not quoted yet. A question answered by exactly the
+    sentences the last answer quoted says so (:data:`ALREADY_QUOTED`) instead of repeating it.
     """
     question, intent, length = state["question"], state.get("intent", "new"), state.get("length", "normal")
     previous: tuple[tuple[int, int], ...] = tuple(state.get("previous", ()))
@@ -86,11 +88,13 @@ def _conversational(answerer: ExtractiveAnswerer, state: dict[str, Any], scored:
     if intent == "more":
         return answerer.more(question, scored, set(state.get("shown", ())) | set(previous), length)
     draft = answerer.compose(question, scored, length)
-    if intent != "new" and previous and not draft.refused and _spans(draft) <= set(previous):
-        unseen = [s for s in scored if (s.span.start, s.span.end) not in set(previous)]
-        again = answerer.compose(question, unseen, length)
-        if not again.refused:
-            return again
+    last = set(state.get("last", ()))
+    if last and not draft.refused and _spans(draft) == last:
+        # The evidence that answers it is what the previous answer quoted: say so rather than repeat
+        # it, and, if the previous answer said so already, go on to the evidence not yet quoted.
+        if not state.get("last_answer", "").startswith(ALREADY_QUOTED):
+            return replace(draft, text=f"{ALREADY_QUOTED} {draft.text}")
+        return answerer.more(question, scored, set(state.get("shown", ())) | last, length)
     return draft
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -58,7 +58,9 @@ _POINTS_BACK = re.compile(
 )
 # "this essay", "it say" point at the document, not at an earlier turn.
 _THE_DOCUMENT = re.compile(
-    r"\b(?:this|the) (?:essay|article|piece|text|paper|author)\b|\bdoes (?:it|the essay) (?:say|mention|discuss)\b",
+    r"\b(?:this|the) (?:essay|article|piece|text|paper|author)\b|\bdoes (?:it|the essay) (?:say|mention|discuss)\b|"
+    r"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|january|february|march|april|may|june|july|august|"
+    r"september|october|november|december)\b",  # "this July" is a date, not a pointer
     re.I,
 )
 
@@ -91,8 +93,8 @@ class Resolution:
             ``why`` (the reason for the previous answer's claim), ``more`` (evidence on the
             previous topic not shown yet) or ``shorter`` (the previous answer's key sentence).
         previous: The turn it leans on (``None`` for ``new``).
-        shown: Spans the conversation already quoted on this topic (``more`` excludes them;
-            any follow-up avoids repeating the previous answer).
+        shown: Spans the conversation already quoted on this topic (``more`` excludes them).
+        last: The conversation's last turn, whatever the intent (no answer repeats its answer).
 
     """
 
@@ -100,6 +102,7 @@ class Resolution:
     intent: Intent
     previous: Turn | None = None
     shown: frozenset[Span] = frozenset()
+    last: Turn | None = None
 
 
 def turns_from(history: Sequence[str | Answer], resolve_text: Callable[[str, list[Turn]], Resolution]) -> list[Turn]:
@@ -128,9 +131,14 @@ def resolve(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | 
             question's country.
 
     """
+    resolution = _resolve(text, turns, countries or {})
+    return replace(resolution, last=turns[-1]) if turns else resolution
+
+
+def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> Resolution:
     if not turns:
         return Resolution(text, "new")
-    find = _country_finder(tuple(sorted((countries or {}).items())))
+    find = _country_finder(tuple(sorted(countries.items())))
     previous = turns[-1]
     # "Why?", "shorter" and "more" work on the last answer that quoted something.
     quoted = next((t for t in reversed(turns) if t.cited), previous)
@@ -227,6 +235,8 @@ def _country_finder(countries: tuple[tuple[str, str], ...]) -> _Finder:
     names = {alias for alias, _ in countries} | {name for _, name in countries}
     if not names:
         return lambda _text: []
-    alternation = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    # Written as they are, or in lower case for words ("chinese"); never lower-case codes ("us").
+    words_ = names | {n.lower() for n in names if not n.isupper() and len(n) > 3}
+    alternation = "|".join(re.escape(n) for n in sorted(words_, key=len, reverse=True))
     pattern = re.compile(rf"(?:\b[Tt]he )?(?<![\w.])(?:{alternation})(?![\w])")
     return lambda text: [m.span() for m in pattern.finditer(text)]
