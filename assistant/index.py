@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 PASSAGES = "passages"
 SENTENCES = "sentences"
-CHUNKER_VERSION = 2  # bump when chunking.py changes what it produces
+CHUNKER_VERSION = 3  # bump when chunking.py changes what it produces
 READERS = ".readers"  # in each build folder: readers hold a shared flock on it
 _BATCH = 32
 
