@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assistant.answering import Answer, ExtractiveAnswerer
-from assistant.config import Settings
+from assistant.config import Settings, load_settings
 from assistant.corpus import load_corpus
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, SettingsError
 from assistant.question import rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
@@ -50,10 +50,14 @@ class Assistant:
     Args:
         settings: Settings to use; default ``Settings()`` (environment variables applied).
 
+    Raises:
+        SettingsError: If ``settings`` is None and an ``ASSISTANT_*`` variable is out of range
+            (one line naming it and the allowed range).
+
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
@@ -77,6 +81,11 @@ class Assistant:
             if loaded is not None and index.served_build(self.settings) == loaded.index.build:
                 return loaded
             opened = index.open_index(self.settings)
+            if self.settings.top_k > len(opened.passages):
+                raise SettingsError(
+                    f"ASSISTANT_TOP_K (top_k) is {self.settings.top_k} but the index holds only "
+                    f"{len(opened.passages)} passages; allowed 1..{len(opened.passages)}"
+                )
             corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
             embedder = get_embedder(self.settings)
@@ -129,6 +138,7 @@ class Assistant:
         Raises:
             InvalidQuestionError: For an empty, over-long or control-character question.
             IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
+            SettingsError: If ``top_k`` exceeds the number of passages in the index.
 
         """
         text = validate(question, self.settings.max_question_chars)
