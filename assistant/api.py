@@ -13,7 +13,7 @@ from assistant.answering import Answer, ExtractiveAnswerer
 from assistant.config import Settings, load_settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError, SettingsError
-from assistant.question import rewrite_followup, validate
+from assistant.question import normalise_question, rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
 if TYPE_CHECKING:
@@ -129,7 +129,10 @@ class Assistant:
         """Answer one question with citations, or decline when the essay does not say.
 
         Args:
-            question: The question, 1..``max_question_chars`` characters, no control characters.
+            question: The question, 1..``max_question_chars`` characters, no control characters. It is
+                searched NFKC-normalised with format characters (zero-width, soft hyphen, bidi
+                marks, BOM) removed (``Answer.standalone_question``); ``Answer.question`` keeps it
+                as written, whitespace collapsed.
             history: Earlier questions of the conversation, oldest first; a follow-up such as
                 "When did Japan do that?" is made standalone: by the LLM when one is configured
                 (checked to still share a content term with the question), else with their key terms.
@@ -141,11 +144,12 @@ class Assistant:
             SettingsError: If ``top_k`` exceeds the number of passages in the index.
 
         """
-        text = validate(question, self.settings.max_question_chars)
+        as_written = validate(question, self.settings.max_question_chars)
+        text = normalise_question(as_written)  # searched: NFKC, no zero-width or bidi characters
         if isinstance(history, str):
             history = [history]
         limit = self.settings.max_question_chars
-        history = [h[:limit] for h in (history or []) if isinstance(h, str)]
+        history = [normalise_question(h[: 10 * limit])[:limit] for h in (history or []) if isinstance(h, str)]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
         standalone = self._standalone(text, history, loaded.generator)
@@ -170,7 +174,7 @@ class Assistant:
                 shown.add(citation.passage_id)
                 retrieved.append(RetrievedPassage(loaded.index.passages[citation.passage_id], 0.0, None, None))
         return Answer(
-            question=text,
+            question=as_written,
             answer=state["answer"],
             refused=state["refused"],
             citations=state["citations"],
