@@ -6,13 +6,14 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from assistant.answering import Answer, ExtractiveAnswerer
+from assistant import answering
+from assistant.answering import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
-from assistant.corpus import load_corpus
-from assistant.errors import AssistantError, SettingsError
+from assistant.corpus import Corpus, load_corpus
+from assistant.errors import AssistantError, IndexStoreError, SettingsError
 from assistant.question import normalise_question, rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
@@ -30,11 +31,28 @@ __all__ = ["Answer", "Assistant", "answer"]
 
 
 @dataclass
+class Answer(answering.Answer):
+    """:class:`assistant.answering.Answer` with the index build and corpus text it came from.
+
+    Attributes:
+        build: Name of the index build that answered (as ``index status`` shows it).
+        corpus: The parsed corpus of that build: every citation's ``quote`` equals
+            ``corpus.text[start:end]``. Render sources from it, not from a corpus loaded earlier:
+            after a rebuild on an edited essay, offsets index into this text only.
+
+    """
+
+    build: str = ""
+    corpus: Corpus | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
 class _Loaded:
     index: LoadedIndex
     chain: Runnable
     answerer: ExtractiveAnswerer
     generator: GenerativeAnswerer | None = None
+    corpus_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the corpus file when its hash was last checked
 
 
 class Assistant:
@@ -44,8 +62,12 @@ class Assistant:
     another process swaps in a new build, the next question picks it up; questions already
     running finish on the build they started with, which stays readable until they are done
     (see :class:`assistant.index.BuildLease`). A question whose search fails because its build
-    was swapped out meanwhile is answered again from the new build. Safe to share between
-    threads.
+    was swapped out meanwhile is answered again from the new build. Before each question the
+    corpus file is checked (one ``stat``; read and hashed only when its size or mtime changed):
+    when it no longer holds the text the build was made from, the index is rebuilt first, or,
+    with ``auto_rebuild`` off, the question fails with "the essay changed: run `essay-assistant
+    index rebuild`". Each :class:`Answer` carries its build and corpus text. Safe to share
+    between threads.
 
     Args:
         settings: Settings to use; default ``Settings()`` (environment variables applied).
@@ -70,6 +92,31 @@ class Assistant:
 
         return float(load_fitted()["answerability"]["threshold"])
 
+    def _corpus_stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.settings.corpus_path.stat()
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
+
+    def _corpus_unchanged(self, loaded: _Loaded) -> bool:
+        """Whether the corpus file still holds the text ``loaded`` was built from.
+
+        One ``stat`` call per question; the file is read and hashed only when its size or
+        modification time changed (then the new stat is remembered if the text is the same).
+
+        Raises:
+            CorpusError: If the corpus file is gone or unreadable.
+
+        """
+        stat = self._corpus_stat()
+        if stat is not None and stat == loaded.corpus_stat:
+            return True
+        if load_corpus(self.settings.corpus_path).sha256 == loaded.index.manifest.get("corpus_sha256"):
+            loaded.corpus_stat = stat
+            return True
+        return False
+
     def _load(self) -> _Loaded:
         from assistant import index
         from assistant.chain import build_chain
@@ -79,21 +126,36 @@ class Assistant:
         with self._lock:
             loaded = self._loaded
             if loaded is not None and index.served_build(self.settings) == loaded.index.build:
-                return loaded
-            opened = index.open_index(self.settings)
+                if self._corpus_unchanged(loaded):
+                    return loaded
+                log.warning("%s changed since build %s; rebuilding", self.settings.corpus_path, loaded.index.build)
+                if not self.settings.auto_rebuild:
+                    raise IndexStoreError(
+                        f"the essay changed ({self.settings.corpus_path}): run `essay-assistant index rebuild`"
+                    )
+            for _attempt in range(3):
+                stat = self._corpus_stat()  # taken before reading, so a later edit is noticed
+                opened = index.open_index(self.settings)
+                corpus = load_corpus(self.settings.corpus_path)
+                if corpus.sha256 == opened.manifest.get("corpus_sha256"):
+                    break
+                log.info("%s changed while its index was opened; opening again", self.settings.corpus_path)
+            else:
+                raise IndexStoreError(
+                    f"{self.settings.corpus_path} keeps changing while the index is opened; try again when it is saved"
+                )
             if self.settings.top_k > len(opened.passages):
                 raise SettingsError(
                     f"ASSISTANT_TOP_K (top_k) is {self.settings.top_k} but the index holds only "
                     f"{len(opened.passages)} passages; allowed 1..{len(opened.passages)}"
                 )
-            corpus = load_corpus(self.settings.corpus_path)
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
             embedder = get_embedder(self.settings)
             generator = self._generator(answerer.reranker, embedder)
             chain = build_chain(
                 embedder, HybridRetriever(opened, self.settings, answerer.reranker.terms), answerer, generator
             )
-            self._loaded = _Loaded(opened, chain, answerer, generator)
+            self._loaded = _Loaded(opened, chain, answerer, generator, stat)
             return self._loaded
 
     def _generator(self, reranker: SentenceReranker, embedder: Embedder) -> GenerativeAnswerer | None:
@@ -140,7 +202,8 @@ class Assistant:
 
         Raises:
             InvalidQuestionError: For an empty, over-long or control-character question.
-            IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
+            IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable, or
+                the corpus changed (or the index is stale) while ``auto_rebuild`` is off.
             SettingsError: If ``top_k`` exceeds the number of passages in the index.
 
         """
@@ -191,6 +254,8 @@ class Assistant:
             answerability=state["answerability"],
             verified=state.get("verified"),
             fallback=state.get("fallback"),
+            build=loaded.index.build,
+            corpus=loaded.answerer.corpus,
         )
 
 

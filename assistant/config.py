@@ -172,6 +172,14 @@ class Settings(BaseSettings):
     )
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="How answers are composed.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted, in characters.")
+    auto_rebuild: bool = Field(
+        True,
+        description=(
+            "Whether a process answering questions builds a missing index and rebuilds a stale one (the corpus, "
+            "model or chunking changed, also while it runs). False: it answers nothing from a stale index and "
+            "says to run `essay-assistant index rebuild` (e.g. replicas that must not rebuild)."
+        ),
+    )
     rebuild_lock_timeout_s: float = Field(
         5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."
     )

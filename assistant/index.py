@@ -497,12 +497,14 @@ def open_index(settings: Settings, *, progress: bool = True) -> LoadedIndex:
     """Open the served build, building or rebuilding it first if missing or stale.
 
     Raises:
-        IndexStoreError: If the build cannot be read (e.g. a corrupted database); the
-            message says to run ``essay-assistant index rebuild``.
+        IndexStoreError: If the build cannot be read (e.g. a corrupted database), or it is
+            missing or stale and ``settings.auto_rebuild`` is off; the message says what to run.
 
     """
     for _attempt in range(5):
         state = status(settings)
+        if state.state != "fresh" and not settings.auto_rebuild:
+            raise IndexStoreError(not_rebuilt_message(state))
         if state.state != "fresh":
             log.warning("index %s (%s): building it now", state.state, "; ".join(state.reasons))
             state = build(settings, progress=progress)
@@ -512,6 +514,20 @@ def open_index(settings: Settings, *, progress: bool = True) -> LoadedIndex:
             log.info("build %s was replaced while opening it; opening the current one", state.build)
     raise IndexStoreError(
         f"the index in {settings.index_dir} changed 5 times while opening it; try again when rebuilds have finished"
+    )
+
+
+def not_rebuilt_message(state: IndexStatus) -> str:
+    """One line for an index that is not fresh while rebuilding is off (``auto_rebuild=False``)."""
+    if state.state == "missing":
+        return (
+            f"there is no index in {state.location} (ASSISTANT_AUTO_REBUILD is off): run `essay-assistant index build`"
+        )
+    if any(reason.startswith("corpus_sha256 changed") for reason in state.reasons):
+        return f"the essay changed since the index in {state.location} was built: run `essay-assistant index rebuild`"
+    return (
+        f"the index in {state.location} is stale ({'; '.join(r.split(' (')[0] for r in state.reasons)}): "
+        "run `essay-assistant index rebuild`"
     )
 
 
