@@ -622,13 +622,9 @@ class ExtractiveAnswerer:
         return self.answerability_model.probability(self.answerability_features(question, scored))
 
     def _citation(self, n: int, sentence: ScoredSentence) -> Citation:
-        """Cite ``sentence``; its references are its own footnotes, else its passage's."""
+        """Cite ``sentence`` with exactly its own footnotes' references (a reference entry: itself)."""
         quote = self._text(sentence)
-        numbers = (
-            sentence.passage.refs
-            if sentence.passage.kind == "reference"
-            else footnotes_in(quote) or sentence.passage.refs
-        )
+        numbers = sentence.passage.refs if sentence.passage.kind == "reference" else footnotes_in(quote)
         refs = tuple(
             ReferenceInfo(num, self.corpus.references[num].text, self.corpus.references[num].url)
             for num in numbers

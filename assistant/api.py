@@ -6,15 +6,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from assistant.answering import LENGTHS, Answer, ExtractiveAnswerer, Length
-from assistant.config import Settings
+from assistant import answering
+from assistant.answering import LENGTHS, ExtractiveAnswerer, Length
+from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, resolve, turns_from
-from assistant.corpus import load_corpus
-from assistant.errors import AssistantError, InvalidQuestionError
-from assistant.question import validate
+from assistant.corpus import Corpus, load_corpus
+from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
+from assistant.question import normalise_question, validate
 from assistant.retrieval import RetrievedPassage
 
 if TYPE_CHECKING:
@@ -31,11 +32,28 @@ __all__ = ["Answer", "Assistant", "answer"]
 
 
 @dataclass
+class Answer(answering.Answer):
+    """:class:`assistant.answering.Answer` with the index build and corpus text it came from.
+
+    Attributes:
+        build: Name of the index build that answered (as ``index status`` shows it).
+        corpus: The parsed corpus of that build: every citation's ``quote`` equals
+            ``corpus.text[start:end]``. Render sources from it, not from a corpus loaded earlier:
+            after a rebuild on an edited essay, offsets index into this text only.
+
+    """
+
+    build: str = ""
+    corpus: Corpus | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
 class _Loaded:
     index: LoadedIndex
     chain: Runnable
     answerer: ExtractiveAnswerer
     generator: GenerativeAnswerer | None = None
+    corpus_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the corpus file when its hash was last checked
 
 
 class Assistant:
@@ -45,16 +63,24 @@ class Assistant:
     another process swaps in a new build, the next question picks it up; questions already
     running finish on the build they started with, which stays readable until they are done
     (see :class:`assistant.index.BuildLease`). A question whose search fails because its build
-    was swapped out meanwhile is answered again from the new build. Safe to share between
-    threads.
+    was swapped out meanwhile is answered again from the new build. Before each question the
+    corpus file is checked (one ``stat``; read and hashed only when its size or mtime changed):
+    when it no longer holds the text the build was made from, the index is rebuilt first, or,
+    with ``auto_rebuild`` off, the question fails with "the essay changed: run `essay-assistant
+    index rebuild`". Each :class:`Answer` carries its build and corpus text. Safe to share
+    between threads.
 
     Args:
         settings: Settings to use; default ``Settings()`` (environment variables applied).
 
+    Raises:
+        SettingsError: If ``settings`` is None and an ``ASSISTANT_*`` variable is out of range
+            (one line naming it and the allowed range).
+
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
@@ -67,6 +93,31 @@ class Assistant:
 
         return float(load_fitted()["answerability"]["threshold"])
 
+    def _corpus_stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.settings.corpus_path.stat()
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
+
+    def _corpus_unchanged(self, loaded: _Loaded) -> bool:
+        """Whether the corpus file still holds the text ``loaded`` was built from.
+
+        One ``stat`` call per question; the file is read and hashed only when its size or
+        modification time changed (then the new stat is remembered if the text is the same).
+
+        Raises:
+            CorpusError: If the corpus file is gone or unreadable.
+
+        """
+        stat = self._corpus_stat()
+        if stat is not None and stat == loaded.corpus_stat:
+            return True
+        if load_corpus(self.settings.corpus_path).sha256 == loaded.index.manifest.get("corpus_sha256"):
+            loaded.corpus_stat = stat
+            return True
+        return False
+
     def _load(self) -> _Loaded:
         from assistant import index
         from assistant.chain import build_chain
@@ -76,16 +127,36 @@ class Assistant:
         with self._lock:
             loaded = self._loaded
             if loaded is not None and index.served_build(self.settings) == loaded.index.build:
-                return loaded
-            opened = index.open_index(self.settings)
-            corpus = load_corpus(self.settings.corpus_path)
+                if self._corpus_unchanged(loaded):
+                    return loaded
+                log.warning("%s changed since build %s; rebuilding", self.settings.corpus_path, loaded.index.build)
+                if not self.settings.auto_rebuild:
+                    raise IndexStoreError(
+                        f"the essay changed ({self.settings.corpus_path}): run `essay-assistant index rebuild`"
+                    )
+            for _attempt in range(3):
+                stat = self._corpus_stat()  # taken before reading, so a later edit is noticed
+                opened = index.open_index(self.settings)
+                corpus = load_corpus(self.settings.corpus_path)
+                if corpus.sha256 == opened.manifest.get("corpus_sha256"):
+                    break
+                log.info("%s changed while its index was opened; opening again", self.settings.corpus_path)
+            else:
+                raise IndexStoreError(
+                    f"{self.settings.corpus_path} keeps changing while the index is opened; try again when it is saved"
+                )
+            if self.settings.top_k > len(opened.passages):
+                raise SettingsError(
+                    f"ASSISTANT_TOP_K (top_k) is {self.settings.top_k} but the index holds only "
+                    f"{len(opened.passages)} passages; allowed 1..{len(opened.passages)}"
+                )
             answerer = ExtractiveAnswerer(opened, corpus, self.settings)
             embedder = get_embedder(self.settings)
             generator = self._generator(answerer.reranker, embedder)
             chain = build_chain(
                 embedder, HybridRetriever(opened, self.settings, answerer.reranker.terms), answerer, generator
             )
-            self._loaded = _Loaded(opened, chain, answerer, generator)
+            self._loaded = _Loaded(opened, chain, answerer, generator, stat)
             return self._loaded
 
     def _generator(self, reranker: SentenceReranker, embedder: Embedder) -> GenerativeAnswerer | None:
@@ -99,7 +170,7 @@ class Assistant:
         checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
-    def _resolve(self, text: str, history: Sequence[str | Answer], loaded: _Loaded) -> Resolution:
+    def _resolve(self, text: str, history: Sequence[str | answering.Answer], loaded: _Loaded) -> Resolution:
         """``text`` in its conversation (see :mod:`assistant.conversation`).
 
         A follow-up is made standalone by the LLM when one is configured (and its rewrite is
@@ -140,14 +211,17 @@ class Assistant:
         self,
         question: str,
         *,
-        history: Sequence[str | Answer] | None = None,
+        history: Sequence[str | answering.Answer] | None = None,
         id: str | None = None,
         length: Length = "normal",
     ) -> Answer:
         """Answer one question with citations, or decline when the essay does not say.
 
         Args:
-            question: The question, 1..``max_question_chars`` characters, no control characters.
+            question: The question, 1..``max_question_chars`` characters, no control characters. It is
+                searched NFKC-normalised with format characters (zero-width, soft hyphen, bidi
+                marks, BOM) removed (``Answer.standalone_question``); ``Answer.question`` keeps it
+                as written, whitespace collapsed.
             history: The conversation so far, oldest first: earlier :class:`Answer` objects (best:
                 a follow-up can then avoid repeating them, and "why?"/"tell me more"/"shorter"
                 work on what they quoted) or earlier questions as text. A question that leans on
@@ -159,16 +233,23 @@ class Assistant:
         Raises:
             InvalidQuestionError: For an empty, over-long or control-character question, or an
                 unknown ``length``.
-            IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
+            IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable, or
+                the corpus changed (or the index is stale) while ``auto_rebuild`` is off.
+            SettingsError: If ``top_k`` exceeds the number of passages in the index.
 
         """
-        text = validate(question, self.settings.max_question_chars)
+        as_written = validate(question, self.settings.max_question_chars)
+        text = normalise_question(as_written)  # searched: NFKC, no zero-width or bidi characters
         if length not in LENGTHS:
             raise InvalidQuestionError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
-        if isinstance(history, str | Answer):
+        if isinstance(history, str | answering.Answer):
             history = [history]
         limit = self.settings.max_question_chars
-        history = [h[:limit] if isinstance(h, str) else h for h in (history or []) if isinstance(h, str | Answer)]
+        history = [
+            normalise_question(h[: 10 * limit])[:limit] if isinstance(h, str) else h
+            for h in (history or [])
+            if isinstance(h, str | answering.Answer)
+        ]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
         resolution = self._resolve(text, history, loaded)
@@ -203,7 +284,7 @@ class Assistant:
                 shown.add(citation.passage_id)
                 retrieved.append(RetrievedPassage(loaded.index.passages[citation.passage_id], 0.0, None, None))
         return Answer(
-            question=text,
+            question=as_written,
             answer=state["answer"],
             refused=state["refused"],
             citations=state["citations"],
@@ -220,6 +301,8 @@ class Assistant:
             answerability=state["answerability"],
             verified=state.get("verified"),
             fallback=state.get("fallback"),
+            build=loaded.index.build,
+            corpus=loaded.answerer.corpus,
         )
 
 
@@ -230,7 +313,7 @@ _default_lock = threading.Lock()
 def answer(
     question: str,
     *,
-    history: Sequence[str | Answer] | None = None,
+    history: Sequence[str | answering.Answer] | None = None,
     settings: Settings | None = None,
     length: Length = "normal",
 ) -> Answer:

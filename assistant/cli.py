@@ -44,17 +44,13 @@ def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 
 
 def _settings():
-    from pydantic import ValidationError
-
-    from assistant.config import Settings
+    from assistant.config import load_settings
+    from assistant.errors import SettingsError
 
     try:
-        return Settings(**_overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise _fail(
-            f"invalid settings ({problems}); check your ASSISTANT_* variables and flags", EXIT_BAD_INPUT
-        ) from None
+        return load_settings(**_overrides)
+    except SettingsError as exc:
+        raise _fail(f"{exc}; check your ASSISTANT_* variables and flags", EXIT_BAD_INPUT) from None
 
 
 @app.callback()

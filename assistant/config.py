@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -153,7 +155,15 @@ class Settings(BaseSettings):
             "truncates past 256. 120 keeps 5 passages under 2,500 characters on average (docs/eval.md)."
         ),
     )
-    top_k: int = Field(5, ge=1, le=50, description="Passages returned by the retriever.")
+    top_k: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description=(
+            "Passages returned per question, 1..candidate_k (at most 50, and at most the number of passages "
+            "in the index: 65 for the essay at the default chunking)."
+        ),
+    )
     candidate_k: int = Field(20, ge=1, le=200, description="Candidates each retriever ranks before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).")
     max_answer_sentences: int = Field(4, ge=1, le=8, description="Most sentences in an answer.")
@@ -169,6 +179,14 @@ class Settings(BaseSettings):
     )
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="How answers are composed.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted, in characters.")
+    auto_rebuild: bool = Field(
+        True,
+        description=(
+            "Whether a process answering questions builds a missing index and rebuilds a stale one (the corpus, "
+            "model or chunking changed, also while it runs). False: it answers nothing from a stale index and "
+            "says to run `essay-assistant index rebuild` (e.g. replicas that must not rebuild)."
+        ),
+    )
     rebuild_lock_timeout_s: float = Field(
         5.0, ge=0.0, description="How long to wait for another process's rebuild before giving up."
     )
@@ -223,7 +241,71 @@ class Settings(BaseSettings):
         ),
     )
 
+    @model_validator(mode="after")
+    def _top_k_within_candidates(self) -> Settings:
+        # The retriever returns at most candidate_k passages; a larger top_k would silently give fewer.
+        if self.top_k > self.candidate_k:
+            raise ValueError(
+                f"ASSISTANT_TOP_K (top_k) is {self.top_k} but the retriever ranks only ASSISTANT_CANDIDATE_K = "
+                f"{self.candidate_k} passages; allowed 1..{self.candidate_k} (or raise ASSISTANT_CANDIDATE_K)"
+            )
+        return self
+
     @property
     def corpus_path(self) -> Path:
         """Full path of the corpus file."""
         return self.corpus_dir / self.corpus_file
+
+
+def _env_name(loc: tuple) -> str:
+    """``("answer", "max_chars")`` -> ``ASSISTANT_ANSWER__MAX_CHARS``."""
+    return "ASSISTANT_" + "__".join(str(part).upper() for part in loc)
+
+
+def _allowed_range(loc: tuple) -> str:
+    """The ``ge``/``le`` bounds of the field at ``loc`` as ``"1..50"`` (empty when it has none)."""
+    model: type[BaseModel] = Settings
+    field = None
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return ""
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    low = next((getattr(m, "ge", None) for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((getattr(m, "le", None) for m in field.metadata if getattr(m, "le", None) is not None), None)
+    if low is None and high is None:
+        return ""
+    return f"{'' if low is None else low}..{'' if high is None else high}"
+
+
+def settings_error_message(exc: ValidationError) -> str:
+    """One line naming each invalid setting, its environment variable, the value given and what is allowed."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if loc:
+            allowed = _allowed_range(loc)
+            given = error.get("input")
+            shown = f"={given!r}" if isinstance(given, int | float | str) and len(repr(given)) < 40 else ""
+            problems.append(
+                f"{_env_name(loc)}{shown}: {message}" + (f" (allowed {allowed})" if allowed and message else "")
+            )
+        else:
+            problems.append(message)
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """``Settings(**overrides)`` with ``ASSISTANT_*`` variables applied.
+
+    Raises:
+        SettingsError: If a value is out of range or of the wrong type; the one-line message
+            names the variable (``ASSISTANT_TOP_K``) and the allowed range.
+
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(settings_error_message(exc)) from None

@@ -31,9 +31,11 @@ _DATE = re.compile(_MONTH + r"(?: \d{1,2},)? \d{4}\b")
 _DATE_PART = re.compile(_MONTH + r"(?: \d{1,2})?$|^\d{4}$")
 _DOC_TYPES = {"press release", "fact sheet", "news release", "speech"}
 _TABLE_MENTION = re.compile(r"\b(Table|Figure) (\d+)\b")
-# A sentence ends at . ? ! or …, optionally followed by a closing quote and footnote markers,
-# then whitespace and an upper-case letter, digit, opening quote or parenthesis.
-_SENTENCE_END = re.compile(r"[.?!](?:[”’\"])?(?:\s*\(\d{1,2}\))*(?=\s+[A-Z0-9“\"(])")
+# A sentence ends at . ? ! or …, optionally followed by a closing quote and footnote markers
+# (all of them: a marker belongs to the sentence it ends, also at the end of a paragraph),
+# then whitespace and an upper-case letter, digit, opening quote or parenthesis, or the end of the text.
+_SENTENCE_END = re.compile(r"[.?!](?:[”’\"])?(?:\s*\(\d{1,2}\))*(?=\s+[A-Z0-9“\"(]|\s*$)")
+_LETTER = re.compile(r"[^\W\d_]")
 # Abbreviations that end in a period but do not end a sentence: initials ("P."), "U.S.", "et al.".
 _NON_FINAL = re.compile(r"(?:\b[A-Z]\.|\bU\.S\.|\bal\.|\bvs\.|\bNo\.)$")
 
@@ -139,19 +141,30 @@ class Corpus:
 def split_sentences(text: str, offset: int = 0) -> list[Span]:
     """Split ``text`` into sentence spans (offsets shifted by ``offset``).
 
-    A footnote marker such as ``(9)`` stays with the sentence it follows. Initials and
-    "U.S." do not end a sentence. Leading/trailing whitespace is excluded from each span.
+    A footnote marker such as ``(9)`` stays with the sentence it ends, also at the end of the
+    text. Initials and "U.S." do not end a sentence. Every span holds a letter (when the text
+    has one): a piece that is only markers, punctuation or whitespace joins the sentence before
+    it (the one after it when it opens the text). Leading/trailing whitespace is excluded from each span; the spans are
+    disjoint, in order, and together cover every non-space character of ``text``.
     """
-    spans, begin = [], 0
+    pieces, begin = [], 0
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
         if _NON_FINAL.search(text[begin : match.start() + 1]):
             continue
-        spans.append((begin, end))
+        pieces.append([begin, end])
         begin = end
-    spans.append((begin, len(text)))
+    pieces.append([begin, len(text)])
+    merged: list[list[int]] = []
+    for piece in pieces:
+        if merged and not _LETTER.search(text[piece[0] : piece[1]]):
+            merged[-1][1] = piece[1]  # a marker or stray punctuation belongs to the sentence before
+        elif merged and not _LETTER.search(text[merged[-1][0] : merged[-1][1]]):
+            merged[-1][1] = piece[1]  # the text opened with one: it joins the first sentence
+        else:
+            merged.append(piece)
     out = []
-    for s, e in spans:
+    for s, e in merged:
         chunk = text[s:e]
         s += len(chunk) - len(chunk.lstrip())
         e -= len(chunk) - len(chunk.rstrip())

@@ -49,33 +49,115 @@ def file_sha256(path: Path) -> str:
 
 
 _SHA_CACHE = ".weights-sha256.json"
+_SHA_CACHE_ENTRIES = 32
 
 
 def cached_file_sha256(path: Path, cache_dir: Path) -> str:
     """SHA-256 of ``path``, remembered in ``cache_dir`` keyed on the file's path, size and mtime (ns).
 
     Hashing the 90 MB weights takes 0.2-1 s; ``index status`` and every cold start need it
-    to check the manifest. A changed file (size or mtime) is hashed again. An unwritable
-    cache only costs the hash.
+    to check the manifest. A changed file (size or mtime) is hashed again. The cache keeps
+    the latest entry of up to 32 files. An unwritable cache only costs the hash.
     """
     stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    resolved = str(path.resolve())
+    key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
     cache = cache_dir / _SHA_CACHE
     try:
         known = json.loads(cache.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), str):
+    if not isinstance(known, dict):
+        known = {}
+    if isinstance(known.get(key), str):
         return known[key]
     digest = file_sha256(path)
+    kept = {k: v for k, v in known.items() if isinstance(v, str) and k.rsplit("|", 2)[0] != resolved}
+    kept = dict(list(kept.items())[-(_SHA_CACHE_ENTRIES - 1) :]) | {key: digest}
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({key: digest}), encoding="utf-8")
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(kept), encoding="utf-8")
         os.replace(tmp, cache)
     except OSError as exc:
         log.debug("cannot cache the weights hash in %s: %s", cache_dir, exc)
     return digest
+
+
+# Files of the Transformer module (the model folder itself) that shape a vector: its config,
+# sentence-transformers' settings (max_seq_length, do_lower_case, prompts) and the tokenizer.
+_ROOT_SUFFIXES = (".json", ".txt", ".model")
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_LARGE = 1 << 20  # files above this are hashed through the size/mtime cache
+
+
+def _content_sha256(path: Path, cache_dir: Path) -> str:
+    """SHA-256 of a file's content; JSON is hashed in canonical form (key order and layout do not count)."""
+    if path.suffix == ".json" and path.stat().st_size <= _LARGE:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        except (OSError, ValueError):
+            pass
+    if path.stat().st_size > _LARGE:
+        return cached_file_sha256(path, cache_dir)
+    return file_sha256(path)
+
+
+def model_identity(model_dir: Path, cache_dir: Path) -> dict[str, object]:
+    """What makes a model's vectors: a digest of every file that shapes them, and a summary.
+
+    Covered, in ``modules.json`` order: the Transformer module's weights (``model.safetensors``,
+    else ``pytorch_model.bin``), its config, ``sentence_bert_config.json`` (``max_seq_length``,
+    ``do_lower_case``), ``config_sentence_transformers.json`` (prompts) and tokenizer files (every
+    ``.json``, ``.txt`` and ``.model`` file of the folder), then every file of each further
+    module's folder (Pooling, Dense with its weights, Normalize, ...). JSON is compared in
+    canonical form. Two folders give the same digest exactly when these agree, whatever the
+    folder's name.
+
+    Returns:
+        ``{"digest": 64 hex characters, "modules": [module type names, in order],
+        "max_seq_length": int or None}``.
+
+    Raises:
+        ModelError: If ``modules.json`` is unreadable or the folder has no weights file.
+
+    """
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        modules = [{"path": "", "type": "sentence_transformers.models.Transformer"}]  # plain Hugging Face folder
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {model_dir / 'modules.json'}: {exc}") from exc
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelError(f"{model_dir / 'modules.json'} is not a list of modules")
+    files: dict[str, str] = {}
+    for module in modules:
+        folder = model_dir / str(module.get("path") or "")
+        if folder == model_dir:
+            weights = next((folder / n for n in _WEIGHTS if (folder / n).is_file()), None)
+            if weights is None:
+                raise ModelError(f"no weights file (model.safetensors) in {model_dir}")
+            chosen = [weights, *(f for f in folder.iterdir() if f.is_file() and f.suffix in _ROOT_SUFFIXES)]
+        elif folder.is_dir():
+            chosen = [f for f in folder.rglob("*") if f.is_file()]
+        else:
+            chosen = []  # e.g. Normalize, which has no files
+        for path in sorted(chosen):
+            files[path.relative_to(model_dir).as_posix()] = _content_sha256(path, cache_dir)
+    try:
+        max_seq_length = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        max_seq_length = max_seq_length.get("max_seq_length") if isinstance(max_seq_length, dict) else None
+    except (OSError, ValueError):
+        max_seq_length = None
+    summary = {
+        "modules": [str(m.get("type", "?")).rsplit(".", 1)[-1] for m in modules],
+        "module_paths": [str(m.get("path") or "") for m in modules],
+        "max_seq_length": max_seq_length,
+    }
+    digest = hashlib.sha256(json.dumps(summary | {"files": files}, sort_keys=True).encode("utf-8")).hexdigest()
+    return {"digest": digest, "modules": summary["modules"], "max_seq_length": max_seq_length}
 
 
 def _extract_bundled(cache_dir: Path) -> Path:
@@ -159,19 +241,31 @@ class Embedder(Embeddings):
         raise ModelError(f"no weights file (model.safetensors) in {self.model_dir}")
 
     @cached_property
+    def identity(self) -> dict[str, object]:
+        """:func:`model_identity` of the model folder: ``digest`` (recorded in the index manifest), ``modules``."""
+        return model_identity(self.model_dir, self._hash_cache_dir)
+
+    @cached_property
+    def dimension(self) -> int:
+        """Length of the model's vectors (384 for all-MiniLM-L6-v2; a Dense module changes it). Loads the model."""
+        return int(self.encode(["dimension"]).shape[1])
+
+    @cached_property
     def uses_numpy(self) -> bool:
         """Whether the NumPy encoder runs the model (``embedding_backend`` and the model's architecture)."""
         from assistant import encoder
 
         if self.backend == "sentence-transformers":
             return False
-        if encoder.supports(self.model_dir):
+        reason = encoder.unsupported(self.model_dir)
+        if reason is None:
             return True
         if self.backend == "numpy":
             raise ModelError(
-                f"the numpy backend supports BERT mean-pooling models only, not {self.model_dir}; "
-                "set ASSISTANT_EMBEDDING_BACKEND=sentence-transformers"
+                f"the numpy backend cannot run {self.model_dir}: {reason}; "
+                "set ASSISTANT_EMBEDDING_BACKEND=sentence-transformers (or auto)"
             )
+        log.info("embedding with sentence-transformers: %s", reason)
         return False
 
     @cached_property

@@ -38,24 +38,46 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def unsupported(model_dir: Path) -> str | None:
+    """Why :class:`NumpyBertEncoder` would not compute sentence-transformers' vectors for ``model_dir``, or None.
+
+    It runs exactly ``Transformer`` (a BERT with absolute positions and exact GELU, no lower-casing
+    of its own) -> ``Pooling`` (mean of the tokens only) -> ``Normalize``, with no default prompt.
+    Any other module (``Dense``, ``LayerNorm``, ...), pooling mode or prompt gives a reason here,
+    so the model runs in sentence-transformers (or, with ``embedding_backend="numpy"``, is
+    refused) and never yields different vectors silently.
+    """
+    modules = _read_json(model_dir / "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        return "it has no readable modules.json"
+    types = [str(m.get("type", "?")) for m in modules]
+    if types != _MODULES:
+        names = " -> ".join(t.rsplit(".", 1)[-1] for t in types)
+        return f"its modules are {names}; only Transformer -> Pooling -> Normalize is implemented"
+    config = _read_json(model_dir / "config.json")
+    if config.get("model_type") != "bert":
+        return f"its model_type is {config.get('model_type')!r}, not 'bert'"
+    if config.get("hidden_act") != "gelu":
+        return f"its activation is {config.get('hidden_act')!r}, not 'gelu'"
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        return "it uses relative position embeddings"
+    pooling = _read_json(model_dir / str(modules[1].get("path") or "") / "config.json")
+    modes = sorted(k for k in pooling if k.startswith("pooling_mode_") and pooling.get(k))
+    if modes != ["pooling_mode_mean_tokens"]:
+        return f"its pooling is {', '.join(modes) or 'unset'}; only pooling_mode_mean_tokens is implemented"
+    if _read_json(model_dir / "sentence_bert_config.json").get("do_lower_case"):
+        return "it sets do_lower_case in sentence_bert_config.json"
+    if _read_json(model_dir / "config_sentence_transformers.json").get("default_prompt_name"):
+        return "it sets a default prompt in config_sentence_transformers.json"
+    for name in ("model.safetensors", "tokenizer.json"):
+        if not (model_dir / name).is_file():
+            return f"it has no {name}"
+    return None
+
+
 def supports(model_dir: Path) -> bool:
     """Whether :class:`NumpyBertEncoder` computes the same vectors as sentence-transformers for ``model_dir``."""
-    modules = _read_json(model_dir / "modules.json")
-    config = _read_json(model_dir / "config.json")
-    pooling = _read_json(model_dir / "1_Pooling" / "config.json")
-    return (
-        isinstance(modules, list)
-        and [m.get("type") for m in modules] == _MODULES
-        and config.get("model_type") == "bert"
-        and config.get("hidden_act") == "gelu"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-        and pooling.get("pooling_mode_mean_tokens") is True
-        and not any(
-            pooling.get(k) for k in pooling if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
-        )
-        and (model_dir / "model.safetensors").is_file()
-        and (model_dir / "tokenizer.json").is_file()
-    )
+    return unsupported(model_dir) is None
 
 
 _ERFC_COEFFS = (

@@ -12,6 +12,10 @@ class InvalidQuestionError(AssistantError, ValueError):
     """The question is empty, too long, or contains control characters."""
 
 
+class SettingsError(AssistantError, ValueError):
+    """A setting (``ASSISTANT_*`` variable, CLI flag or ``Settings`` field) is out of range or of the wrong type."""
+
+
 class CorpusError(AssistantError):
     """The corpus file is missing, unreadable or not the essay."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from assistant.api import Answer, Assistant
 from assistant.config import MECHANISMS
+from assistant.question import normalise_question
 
 RECALL_KS = (1, 3, 5)
 EVIDENCE_COVERED = 0.8  # share of a gold string a passage must cover to count as retrieving it
@@ -491,7 +492,9 @@ def evaluate_conversations(assistant: Assistant, conversations: dict[str, list[C
                     "standalone": answer.standalone_question,
                     "answer": answer.answer,
                     "correct": correct,
-                    "hijacked": turn.kind == "new" and bool(history) and answer.standalone_question != answer.question,
+                    "hijacked": turn.kind == "new"
+                    and bool(history)
+                    and answer.standalone_question != normalise_question(answer.question),
                     "repeated": bool(history) and answer.answer == history[-1].answer,
                     "total_ms": answer.timings_ms["total"],
                 }

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 PASSAGES = "passages"
 SENTENCES = "sentences"
-CHUNKER_VERSION = 2  # bump when chunking.py changes what it produces
+CHUNKER_VERSION = 3  # bump when chunking.py changes what it produces
 READERS = ".readers"  # in each build folder: readers hold a shared flock on it
 _BATCH = 32
 
@@ -138,10 +138,17 @@ def close_store(store: Chroma | None) -> None:
 
 
 def expected_manifest(settings: Settings, embedder: Embedder, corpus_sha256: str) -> dict[str, Any]:
-    """The manifest fields a fresh build for ``settings`` must match."""
+    """The manifest fields a fresh build for ``settings`` must match.
+
+    ``model_identity`` is the digest of everything that shapes a vector
+    (:func:`assistant.embeddings.model_identity`): weights, every module's config and files in
+    ``modules.json`` order, tokenizer files, max sequence length. A model folder with the same
+    name and weights but another module (e.g. a ``Dense`` projection) or setting is another model.
+    """
     return {
         "model": embedder.model_name,
         "model_sha256": embedder.weights_sha256,
+        "model_identity": embedder.identity["digest"],
         "corpus_file": settings.corpus_file,
         "corpus_sha256": corpus_sha256,
         "chunking": {"chunk_tokens": settings.chunk_tokens, "chunker_version": CHUNKER_VERSION},
@@ -284,6 +291,8 @@ def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress
         bar.update(len(batch))
     bar.close()
     return expected_manifest(settings, embedder, corpus.sha256) | {
+        "model_modules": embedder.identity["modules"],
+        "dimension": embedder.dimension,
         "passage_count": len(passages),
         "sentence_count": len(sentences),
         "lexicon": Lexicon.from_corpus(corpus.text).to_dict(),
@@ -295,6 +304,7 @@ def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress
 def _build_locked(settings: Settings, *, progress: bool) -> IndexStatus:
     started = time.perf_counter()
     embedder = get_embedder(settings)
+    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
     name = _new_build_name()
     builds = settings.index_dir / "builds"
     staging = builds / f".tmp-{name}"
@@ -328,6 +338,7 @@ def _build_server_locked(settings: Settings, *, progress: bool) -> IndexStatus:
     """Build into new collections on the Chroma server, then swap the pointer."""
     started = time.perf_counter()
     embedder = get_embedder(settings)
+    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
     name = _new_build_name()
     try:
         store = _server_store(settings, name, PASSAGES, embedder)
@@ -486,12 +497,14 @@ def open_index(settings: Settings, *, progress: bool = True) -> LoadedIndex:
     """Open the served build, building or rebuilding it first if missing or stale.
 
     Raises:
-        IndexStoreError: If the build cannot be read (e.g. a corrupted database); the
-            message says to run ``essay-assistant index rebuild``.
+        IndexStoreError: If the build cannot be read (e.g. a corrupted database), or it is
+            missing or stale and ``settings.auto_rebuild`` is off; the message says what to run.
 
     """
     for _attempt in range(5):
         state = status(settings)
+        if state.state != "fresh" and not settings.auto_rebuild:
+            raise IndexStoreError(not_rebuilt_message(state))
         if state.state != "fresh":
             log.warning("index %s (%s): building it now", state.state, "; ".join(state.reasons))
             state = build(settings, progress=progress)
@@ -501,6 +514,20 @@ def open_index(settings: Settings, *, progress: bool = True) -> LoadedIndex:
             log.info("build %s was replaced while opening it; opening the current one", state.build)
     raise IndexStoreError(
         f"the index in {settings.index_dir} changed 5 times while opening it; try again when rebuilds have finished"
+    )
+
+
+def not_rebuilt_message(state: IndexStatus) -> str:
+    """One line for an index that is not fresh while rebuilding is off (``auto_rebuild=False``)."""
+    if state.state == "missing":
+        return (
+            f"there is no index in {state.location} (ASSISTANT_AUTO_REBUILD is off): run `essay-assistant index build`"
+        )
+    if any(reason.startswith("corpus_sha256 changed") for reason in state.reasons):
+        return f"the essay changed since the index in {state.location} was built: run `essay-assistant index rebuild`"
+    return (
+        f"the index in {state.location} is stale ({'; '.join(r.split(' (')[0] for r in state.reasons)}): "
+        "run `essay-assistant index rebuild`"
     )
 
 
@@ -532,6 +559,17 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
             f"the index in {state.location} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); "
             "run `essay-assistant index rebuild`"
         ) from exc
+    vectors = np.asarray(sentence_rows["embeddings"], dtype=np.float32)
+    stored = vectors.shape[1] if vectors.ndim == 2 and len(vectors) else state.manifest.get("dimension")
+    if stored and stored != embedder.dimension:
+        if folder is not None:
+            close_store(store)
+        if lease is not None:
+            lease.release()
+        raise IndexStoreError(
+            f"the index in {state.location} holds {stored}-dimensional vectors but the model "
+            f"{embedder.model_dir} makes {embedder.dimension}-dimensional ones; run `essay-assistant index rebuild`"
+        )
     order = sorted(range(len(sentence_rows["ids"])), key=lambda i: sentence_rows["metadatas"][i]["start"])
     metas = [sentence_rows["metadatas"][i] for i in order]
     spans_of: dict[str, list[Span]] = {}
@@ -563,7 +601,7 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
         passages=dict(sorted(passages.items(), key=lambda kv: kv[1].start)),
         sentence_ids=[m["passage_id"] for m in metas],
         sentence_spans=[Span(m["start"], m["end"]) for m in metas],
-        sentence_vectors=np.asarray(sentence_rows["embeddings"], dtype=np.float32)[order],
+        sentence_vectors=vectors[order] if len(vectors) else vectors,
         build=state.build or "",
         lease=lease,
     )

@@ -102,13 +102,30 @@ class QuestionProfile:
     subject: str = ""
 
 
+def normalise_question(text: str) -> str:
+    """``text`` as searched: format characters removed, NFKC-normalised, whitespace collapsed.
+
+    Format characters (Unicode category Cf) are invisible: zero-width space, (non-)joiners and
+    word joiner, soft hyphen, bidi marks and embeddings, the byte-order mark. NFKC then folds
+    compatibility forms (full-width "Ｊａｐａｎ" -> "Japan", the ligature "ﬁ" -> "fi", the
+    ideographic space) and composes combining marks ("o" + U+0304 -> "ō"). Never raises.
+    """
+    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(unicodedata.normalize("NFKC", visible).split())
+
+
 def validate(question: object, max_chars: int) -> str:
-    """Return ``question`` with whitespace normalised, or raise.
+    """Check ``question`` and return it as written, whitespace collapsed (for display).
+
+    The checks apply to the question as searched (:func:`normalise_question`), so a question
+    of zero-width characters is empty and the length counts normalised characters; the
+    caller searches with ``normalise_question`` of the returned text.
 
     Raises:
-        InvalidQuestionError: If it is not a string, is empty or whitespace only, is longer
-            than ``max_chars`` characters, contains control characters (other than tab
-            and newline) or lone surrogates (undecodable bytes).
+        InvalidQuestionError: If it is not a string, is empty or whitespace only (once format
+            characters are removed), is longer than ``max_chars`` characters once normalised,
+            contains control characters (other than tab and newline) or lone surrogates
+            (undecodable bytes).
 
     """
     if not isinstance(question, str):
@@ -119,12 +136,12 @@ def validate(question: object, max_chars: int) -> str:
         raise InvalidQuestionError("the question contains control characters; remove them and ask again")
     if any(unicodedata.category(c) == "Cs" for c in question):
         raise InvalidQuestionError("the question is not valid Unicode text (it holds a lone surrogate)")
-    text = " ".join(question.split())
-    if not text:
+    searched = normalise_question(question)
+    if not searched:
         raise InvalidQuestionError("the question is empty; ask something about the essay")
-    if len(text) > max_chars:
-        raise InvalidQuestionError(_too_long(len(text), max_chars))
-    return text
+    if len(searched) > max_chars:
+        raise InvalidQuestionError(_too_long(len(searched), max_chars))
+    return " ".join(question.split())
 
 
 def _too_long(length: int, max_chars: int) -> str:

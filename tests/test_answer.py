@@ -196,3 +196,20 @@ def test_questions_about_things_the_essay_never_discusses_are_not_answered_as_if
     result = assistant.answer(question)
     # Declined, or the answer opens by saying what the essay does not mention / may not answer.
     assert result.refused or result.answer.startswith(("The essay does not mention", HEDGE)), result.answer
+
+
+def test_no_answer_quotes_only_a_footnote_marker(assistant):
+    """Issue 12: `ask 6` printed an empty answer `[1]` quoting “(6)”, a paragraph-final marker split off."""
+    result = assistant.answer("6")
+    assert all(any(ch.isalpha() for ch in c.quote) for c in result.citations), result.citations
+    assert result.answer.strip() and not result.answer.strip().startswith("[")
+
+
+def test_paragraph_final_marker_cites_its_own_sentence_only(assistant):
+    result = assistant.answer("When were the October 2022 rules tightened?")
+    by_start = {c.start: c for c in result.citations}
+    tightened = next(c for c in result.citations if c.quote.startswith("These rules were tightened"))
+    assert tightened.quote.endswith("aimed at China. (6)")
+    assert [r.number for r in tightened.references] == [6]
+    before = [c for c in by_start.values() if c.quote.startswith("In October 2022")]
+    assert all([r.number for r in c.references] == [5] for c in before)

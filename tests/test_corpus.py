@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,36 @@ def test_sentence_splitter_keeps_abbreviations_and_footnotes():
         "This action barred Huawei.",
         "Next one.",
     ]
+
+
+def test_marker_ending_a_paragraph_stays_with_its_sentence():
+    """Issue 12: a paragraph-final "(6)" was split off as a sentence of its own."""
+    text = "The rules came in 2022. (5) These rules were tightened a year later. (6)"
+    sentences = [text[s.start : s.end] for s in split_sentences(text)]
+    assert sentences == ["The rules came in 2022. (5)", "These rules were tightened a year later. (6)"]
+    text = "Two sources back this. (7) (8)\n"
+    assert [text[s.start : s.end] for s in split_sentences(text)] == ["Two sources back this. (7) (8)"]
+
+
+def test_no_sentence_is_only_markers_or_punctuation():
+    for text in ["(3) Opening marker. Then a sentence.", "A sentence. “ ” (4)", "Text. . . More text."]:
+        sentences = [text[s.start : s.end] for s in split_sentences(text)]
+        assert all(any(c.isalpha() for c in s) for s in sentences), sentences
+        assert "".join(sentences).replace(" ", "") == text.replace(" ", "")  # nothing lost
+
+
+def test_corpus_sentences_have_letters_and_own_every_marker_once(corpus):
+    """Property over the real essay: every sentence has a letter; every footnote marker lies in exactly one sentence."""
+    for paragraph in corpus.paragraphs:
+        spans = paragraph.sentences
+        for span in spans:
+            assert any(c.isalpha() for c in corpus.text[span.start : span.end]), corpus.text[span.start : span.end]
+        for marker in re.finditer(r"\(\d{1,2}\)", corpus.text[paragraph.start : paragraph.end]):
+            start, end = paragraph.start + marker.start(), paragraph.start + marker.end()
+            owners = [s for s in spans if s.start <= start and end <= s.end]
+            assert len(owners) == 1, (paragraph.number, marker.group(0))
+        # Sentences are disjoint and in order.
+        assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False))
 
 
 def test_reference_with_missing_fields_parses():
