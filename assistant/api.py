@@ -305,6 +305,44 @@ class Assistant:
             corpus=loaded.answerer.corpus,
         )
 
+    def follow_ups(
+        self, answer: answering.Answer, history: Sequence[str | answering.Answer] | None = None, limit: int = 3
+    ) -> list[str]:
+        """Up to ``limit`` follow-up questions worth asking after ``answer``, none of them declined.
+
+        Derived from the evidence the answer used: the reason behind its claim ("Why did Japan
+        ban Huawei equipment?"), more of what the essay says on it ("Tell me more"), and the
+        section its key sentence comes from ("Summarize the section “…”"). Each is answered
+        (with ``answer`` as the last turn) and kept only when the answer is not a refusal, so
+        this costs up to three answers' time (about 0.1 s).
+
+        Args:
+            answer: The answer just given (not a refusal; a refusal gets no suggestions).
+            history: The turns before it, as passed to :meth:`answer`.
+            limit: Most suggestions, 0..3.
+
+        """
+        if answer.refused or not answer.citations or limit <= 0:
+            return []
+        from assistant.conversation import why_of
+
+        turns = [*(history or []), answer]
+        candidates = []
+        if not (why := why_of(answer.standalone_question)).startswith("Why? ("):
+            candidates.append(why)  # "When did Japan ban Huawei?" -> "Why did Japan ban Huawei?"
+        candidates.append("Tell me more")
+        section = next((c.section for c in answer.citations if c.passage_id.startswith("essay-")), None)
+        if section:
+            candidates.append(f"Summarize the section “{section}”")
+        kept = []
+        for candidate in candidates:
+            followed = self.answer(candidate, history=turns)
+            if not followed.refused and followed.answer != answer.answer:
+                kept.append(candidate)
+            if len(kept) == limit:
+                break
+        return kept
+
 
 _default: Assistant | None = None
 _default_lock = threading.Lock()

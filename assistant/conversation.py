@@ -146,7 +146,7 @@ def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> 
     shown = _shown_on_topic(turns)
     if not own:
         if _WHY.search(text):
-            return Resolution(_why_of(quoted.standalone), "why", quoted, shown)
+            return Resolution(why_of(quoted.standalone), "why", quoted, shown)
         if _SHORTER.search(text):
             return Resolution(quoted.standalone, "shorter", quoted, shown)
         if _MORE.search(text):
@@ -174,10 +174,14 @@ def _shown_on_topic(turns: Sequence[Turn]) -> frozenset[Span]:
     return frozenset(shown)
 
 
-def _why_of(standalone: str) -> str:
-    """The "why" of a resolved question: "When did Japan ban Huawei?" -> "Why did Japan ban Huawei?"."""
-    body = re.sub(r"^\s*(?:what|when|where|who|which|how(?: many| much)?)\b\s*", "", standalone, flags=re.I)
-    if body != standalone and re.match(r"(?:is|are|was|were|did|does|do|has|have|had)\b", body, re.I):
+def why_of(standalone: str) -> str:
+    """The "why" of a resolved question: "When did Japan ban Huawei?" -> "Why did Japan ban Huawei?".
+
+    Only a question asking when, where or how something was done turns into a "why" question of
+    the same words; any other gets "Why?" with its words after it, for retrieval.
+    """
+    body = re.sub(r"^\s*(?:when|where|how)\b\s*", "", standalone, flags=re.I)
+    if body != standalone and re.match(r"(?:did|does|do|has|have|had|was|were)\b", body, re.I):
         return f"Why {body}"
     return f"Why? ({standalone.rstrip('?')})"
 

@@ -217,6 +217,15 @@ class SentenceReranker:
         return {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
 
     @cached_property
+    def essay_centroid(self) -> np.ndarray:
+        """The unit mean of the essay sentences' vectors (dim,): what the essay is about as a whole."""
+        import numpy as np
+
+        rows = [i for i, pid in enumerate(self.index.sentence_ids) if self.index.passages[pid].kind == "essay"]
+        mean = self.index.sentence_vectors[rows].mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
+
+    @cached_property
     def thesis_paragraphs(self) -> tuple[int, int]:
         """(the introduction's last paragraph, the conclusion: the last paragraph citing a source)."""
         paragraphs = self.corpus.paragraphs
@@ -440,6 +449,7 @@ class SentenceReranker:
         passages += self._structural_passages(question)
         similarities = self.index.sentence_vectors @ query_vector
         similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
+        topicality = float(self.essay_centroid @ query_vector)
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
         rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
@@ -469,6 +479,7 @@ class SentenceReranker:
                 names,
             )
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
+            values["topicality"] = topicality  # question-level, for the answerability model
             table.append((row, passage, values))
         best_dense = max((v["dense"] for _, _, v in table), default=0.0) or 1.0
         best_coverage = max((v["coverage"] for _, _, v in table), default=0.0) or 1.0

@@ -167,3 +167,16 @@ def test_the_essays_own_questions_and_title_never_answer(assistant):
     assert "What exactly did Sullivan mean?" not in answer.answer
     compare = assistant.answer("How does Japan's messaging on its tech controls differ from Washington's?")
     assert "Bonding Over Bans" not in compare.answer
+
+
+def test_suggested_follow_ups_come_from_the_evidence_and_are_never_declined(assistant):
+    first = assistant.answer("When did Japan ban Huawei equipment?")
+    suggestions = assistant.follow_ups(first)
+    assert suggestions == [
+        "Why did Japan ban Huawei equipment?",
+        "Tell me more",
+        "Summarize the section “Cooperating and Hedging: Japan’s Strategy”",
+    ]
+    for suggestion in suggestions:
+        assert not assistant.answer(suggestion, history=[first]).refused
+    assert assistant.follow_ups(assistant.answer("How do I make ramen?")) == []  # a refusal gets none
