@@ -351,6 +351,29 @@ class ExtractiveAnswerer:
         dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
+    def _across_sections(
+        self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
+    ) -> list[ScoredSentence]:
+        """For "what does the essay say about X": the best sentence on X in each other section.
+
+        A sentence is on X when it holds at least half of X's terms (IDF-weighted); sections
+        follow in reading order after the best sentence, up to ``max_answer_sentences`` in all.
+        """
+        topic = set(self.reranker.terms(question.subject))
+        if not topic:
+            return []
+        found: dict[str, ScoredSentence] = {best.passage.section: best}
+        for s in scored:
+            if (
+                s.passage.kind == "essay"
+                and s.passage.section not in found
+                and self.reranker.coverage(topic, s.terms) >= 0.5
+            ):
+                found[s.passage.section] = s
+        order = {section: i for i, section in enumerate(self.corpus.sections)}
+        others = sorted((s for s in found.values() if s is not best), key=lambda s: order.get(s.passage.section, 0))
+        return others[: self.settings.max_answer_sentences - 1]
+
     def _states_something(self, question: QuestionProfile, sentence: ScoredSentence) -> bool:
         """False for sentences that answer no question but their own kind.
 
@@ -466,6 +489,8 @@ class ExtractiveAnswerer:
         text = self._text(best)
         if question.kind == "timeline" and answer.enabled("timeline"):
             return self._timeline(scored, best)
+        if question.kind == "topic" and answer.enabled("topic_sections"):
+            chosen += self._across_sections(question, scored, best)
         if question.kind == "compare" and answer.enabled("compare_sides"):
             chosen += self._other_sides(question, scored, chosen)
         if question.kind == "why":

@@ -23,6 +23,7 @@ MECHANISMS = {
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
+    "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
     "compare_sides": "a compare answer quotes, for each named side no chosen sentence names, its best sentence",
     "structure": "questions about the document itself (reference count, sections, languages, uncited entries)",
     "claimless": (

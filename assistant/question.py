@@ -14,6 +14,12 @@ _REFERENCE = re.compile(
     r"press (?:conference|release)s?|publish\w*|outlet|url|link)\b",
     re.IGNORECASE,
 )
+# "What does the essay say about X?": everything the essay says about a topic, across its sections.
+_TOPIC = (
+    r"^\W*(?:so |and )?(?:what|how) (?:does|do|did) (?:the |this )?(?:essay|author|writer|article|piece|text|it|he)"
+    r" (?:say|write|argue|discuss|mention|tell us|describe|think)\w* (?:about|on|regarding|of) (?P<topic>.+?)\W*$|"
+    r"^\W*(?:please )?tell me (?:more )?about (?P<topic2>.+?)\W*$"
+)
 _TYPES = [  # first match wins
     (
         "author",
@@ -28,6 +34,7 @@ _TYPES = [  # first match wins
     ),
     ("summary", re.compile(r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short)\b", re.I)),
     ("compare", re.compile(r"\b(compare|comparison|contrast|differ\w*|versus|vs\.?|similar\w*)\b", re.I)),
+    ("topic", re.compile(_TOPIC, re.I)),
     ("why", re.compile(r"\b(why|reasons?|because|what (made|caused|led))\b", re.I)),
     (
         "timeline",
@@ -80,7 +87,8 @@ class QuestionProfile:
     Attributes:
         text: The question, whitespace-normalised.
         kind: ``author`` (who wrote the essay, its title), ``definition`` ("What is X?"),
-            ``summary``, ``compare``, ``why``, ``timeline`` (events in date order),
+            ``summary``, ``compare``, ``topic`` (what the essay says about X), ``why``,
+            ``timeline`` (events in date order),
             ``date``, ``number``, ``where``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).
         terms: Stemmed content terms (with the corpus lexicon's aliases applied: "japanes" -> "japan").
@@ -88,7 +96,8 @@ class QuestionProfile:
         quoted: Phrases of two or more words it quotes ("…" or “…”), lower-cased.
         focus: Stemmed lower-case terms naming what is asked for: "city" in "In which Japanese
             city is…", "population" in "What is the population of…".
-        subject: For a definition question, the term to define, lower-cased.
+        subject: For a definition question, the term to define; for a topic question ("What
+            does the essay say about X?"), X; lower-cased.
 
     """
 
@@ -160,6 +169,9 @@ def profile(text: str, aliases: dict[str, str] | None = None) -> QuestionProfile
     aliases = aliases or {}
     kind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
     subject = _definition_subject(text) if kind == "definition" else ""
+    if kind == "topic":
+        match = re.match(_TOPIC, text, re.I)
+        subject = ((match.group("topic") or match.group("topic2")) if match else "").lower()
     if kind == "definition" and not subject:
         kind = "fact"
     # Capitalised words that do not open a sentence, and numbers: the question's named things.

@@ -180,3 +180,10 @@ def test_suggested_follow_ups_come_from_the_evidence_and_are_never_declined(assi
     for suggestion in suggestions:
         assert not assistant.answer(suggestion, history=[first]).refused
     assert assistant.follow_ups(assistant.answer("How do I make ramen?")) == []  # a refusal gets none
+
+
+def test_what_the_essay_says_about_a_topic_spans_its_sections(assistant):
+    answer = assistant.answer("What does the essay say about Huawei?")
+    sections = {c.section for c in answer.citations}
+    assert {"U.S. Technology Controls", "Cooperating and Hedging: Japan’s Strategy"} <= sections
+    assert all("Huawei" in c.quote for c in answer.citations)
