@@ -179,7 +179,8 @@ def test_suggested_follow_ups_come_from_the_evidence_and_are_never_declined(assi
     ]
     for suggestion in suggestions:
         assert not assistant.answer(suggestion, history=[first]).refused
-    assert assistant.follow_ups(assistant.answer("How do I make ramen?")) == []  # a refusal gets none
+    refusal = assistant.answer("What is the capital of Peru?")
+    assert refusal.refused and assistant.follow_ups(refusal) == []  # a refusal gets none
 
 
 def test_what_the_essay_says_about_a_topic_spans_its_sections(assistant):
