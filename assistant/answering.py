@@ -206,6 +206,12 @@ def _event_date(text: str) -> tuple[int, int] | None:
     return int(match.group("year")), month
 
 
+def _unique_rows(sentences: list[ScoredSentence]) -> list[ScoredSentence]:
+    """``sentences`` without repeats of a row, first occurrence kept."""
+    seen: set[int] = set()
+    return [s for s in sentences if not (s.row in seen or seen.add(s.row))]
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -351,6 +357,29 @@ class ExtractiveAnswerer:
         dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
+    def _of_asked_kind(
+        self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
+    ) -> list[ScoredSentence]:
+        """A sentence holding what the question asks for (a date, number, name, place, advice), when ``best`` lacks it.
+
+        The next or previous sentence of ``best``'s paragraph that holds it, else the best candidate
+        that does and clears the bar any further sentence clears (``join_ratio`` of the best's probability).
+        """
+        for step in (1, -1):
+            neighbour = self._neighbour(best, step)
+            if neighbour is not None and holds_kind(question.kind, self._text(neighbour), question.names):
+                return [neighbour]
+        bar = self.join_ratio * best.score
+        pick = next(
+            (
+                s
+                for s in scored
+                if s.score >= bar and s.row != best.row and holds_kind(question.kind, self._text(s), question.names)
+            ),
+            None,
+        )
+        return [pick] if pick is not None else []
+
     def _across_sections(
         self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
     ) -> list[ScoredSentence]:
@@ -487,6 +516,8 @@ class ExtractiveAnswerer:
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
         text = self._text(best)
+        if answer.enabled("asked_kind") and holds_kind(question.kind, text, question.names) is False:
+            chosen += self._of_asked_kind(question, scored, best)
         if question.kind == "timeline" and answer.enabled("timeline"):
             return self._timeline(scored, best)
         if question.kind == "topic" and answer.enabled("topic_sections"):
@@ -587,7 +618,7 @@ class ExtractiveAnswerer:
         With ``by_date``, ``chosen`` is in date order and stays so (the cap then drops the latest).
         """
         kept, chars = [], 0
-        for sentence in chosen:
+        for sentence in _unique_rows(chosen):
             length = sentence.span.end - sentence.span.start
             if kept and chars + length > scale * self.settings.answer.max_chars:
                 continue

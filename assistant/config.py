@@ -22,6 +22,10 @@ MECHANISMS = {
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
+    "asked_kind": (
+        "when the best sentence lacks what the question asks for (a date for 'when', advice for 'what should'), "
+        "the adjacent or next-best sentence that holds it joins"
+    ),
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
     "compare_sides": "a compare answer quotes, for each named side no chosen sentence names, its best sentence",

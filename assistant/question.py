@@ -35,6 +35,14 @@ _TYPES = [  # first match wins
     ("summary", re.compile(r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short)\b", re.I)),
     ("compare", re.compile(r"\b(compare|comparison|contrast|differ\w*|versus|vs\.?|similar\w*)\b", re.I)),
     ("topic", re.compile(_TOPIC, re.I)),
+    (
+        "recommendation",
+        re.compile(
+            r"\b(recommend\w*|suggest(s|ed|ion|ions)?|propos(e|es|ed|al|als)|advi[cs]e\w*|prescri\w*|"
+            r"what should|should (the|it|they|washington|tokyo|japan|the us)|what (steps|actions?) should)\b",
+            re.I,
+        ),
+    ),
     ("why", re.compile(r"\b(why|reasons?|because|what (made|caused|led))\b", re.I)),
     (
         "timeline",
@@ -87,7 +95,8 @@ class QuestionProfile:
     Attributes:
         text: The question, whitespace-normalised.
         kind: ``author`` (who wrote the essay, its title), ``definition`` ("What is X?"),
-            ``summary``, ``compare``, ``topic`` (what the essay says about X), ``why``,
+            ``summary``, ``compare``, ``topic`` (what the essay says about X), ``recommendation``
+            (what someone should do), ``why``,
             ``timeline`` (events in date order),
             ``date``, ``number``, ``where``, ``who`` or ``fact``.
         wants_reference: It asks about the essay's sources (routes to bibliography passages).

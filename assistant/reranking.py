@@ -74,6 +74,21 @@ _NUMBER = re.compile(
 )
 _NAME = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
 _PLACE = re.compile(r"\b(?:in|at|from|to|of) (?:the )?[A-Z][a-z]+")
+# A recommendation: what someone should, must or would do well to do.
+_ADVICE = re.compile(
+    r"\b(should|must|ought to|would do well|would be well served|needs? to|has to|have to|recommend\w*|"
+    r"it would be a mistake|priority|priorities)\b",
+    re.I,
+)
+# What each kind of question asks for (see holds_kind).
+_ASKED_FOR = {
+    "date": _YEAR_OR_DATE,
+    "timeline": _YEAR_OR_DATE,
+    "number": _NUMBER,
+    "who": _NAME,
+    "where": _PLACE,
+    "recommendation": _ADVICE,
+}
 # "reference 12", "footnote (12)", "source #12", "ref. 12", "note 12", "[12]"
 _REFERENCE_NUMBER = re.compile(
     r"(?:\b(?:ref(?:erence)?s?|footnotes?|sources?|notes?|entry|entries|citations?)\.?\s*(?:no\.?|number|#)?\s*"
@@ -99,12 +114,11 @@ def holds_kind(kind: str, text: str, known: tuple[str, ...] = ()) -> bool | None
     """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
 
     A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place
-    ("in Nagasaki", "at the Brookings Institution") for ``where``. Words of ``known`` (the
+    ("in Nagasaki", "at the Brookings Institution") for ``where``, advice ("should", "must",
+    "would be well served to") for ``recommendation``. Words of ``known`` (the
     question's own names) do not count: "Who introduced Sullivan?" is not answered by "Jake Sullivan".
     """
-    pattern = {"date": _YEAR_OR_DATE, "timeline": _YEAR_OR_DATE, "number": _NUMBER, "who": _NAME, "where": _PLACE}.get(
-        kind
-    )
+    pattern = _ASKED_FOR.get(kind)
     if pattern is None:
         return None
     for name in known:

@@ -111,3 +111,11 @@ def test_fitting_reproduces_the_committed_weights(assistant):
         assert refit[model]["intercept"] == pytest.approx(committed[model]["intercept"], abs=1e-3)
     assert refit["answerability"]["threshold"] == committed["answerability"]["threshold"]
     assert refit["selection"] == committed["selection"]
+
+
+def test_an_answer_holds_what_the_question_asks_for(assistant):
+    # "What should …" asks for advice: the answer quotes a sentence that gives it, not Sullivan's speech.
+    advice = assistant.answer("What does the author recommend the US do?")
+    assert not advice.refused
+    assert any(w in advice.answer for w in ("should", "must", "would do well", "would be well served"))
+    assert "Brookings" not in advice.answer
