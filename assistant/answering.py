@@ -339,21 +339,29 @@ class ExtractiveAnswerer:
         span = self.index.sentence_spans[row]
         return span.start, span.end
 
-    def _timeline(self, scored: list[ScoredSentence], best: ScoredSentence) -> list[ScoredSentence]:
+    def _timeline(
+        self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
+    ) -> list[ScoredSentence]:
         """Every dated essay sentence among the evidence, earliest event first.
 
         A sentence joins when it names a date and clears the bar any further sentence clears
-        (``join_ratio`` of the best's probability), or shares the best essay sentence's paragraph.
-        Sentences are ordered by the first date they name (year, then month); the answer keeps
-        this order (see :meth:`select`).
+        (``join_ratio`` of the best's probability), or shares the paragraph of the best essay
+        sentence or of the best dated sentence naming each side the question names ("the US and
+        Japanese restrictions": see :meth:`sides`). Sentences are ordered by the first date they
+        name (year, then month); the answer keeps this order (see :meth:`select`).
         """
         bar = self.join_ratio * best.score
         found = {s.row: s for s in scored if s.passage.kind == "essay" and s.score >= bar}
-        anchor = next((s for s in scored if s.passage.kind == "essay"), best)
-        for row in self._essay_rows({anchor.passage.section}):
-            neighbour = self.sentence_at(self._span(row), anchor.score)
-            if neighbour is not None and neighbour.passage.paragraph == anchor.passage.paragraph:
-                found.setdefault(row, neighbour)
+        essay = [s for s in scored if s.passage.kind == "essay"]
+        dated_essay = [s for s in essay if _event_date(self._text(s)) is not None]
+        anchors = essay[:1] + [
+            pick for side in self.sides(question) if (pick := next((s for s in dated_essay if side <= s.terms), None))
+        ]
+        for anchor in anchors:
+            for row in self._essay_rows({anchor.passage.section}):
+                neighbour = self.sentence_at(self._span(row), anchor.score)
+                if neighbour is not None and neighbour.passage.paragraph == anchor.passage.paragraph:
+                    found.setdefault(row, neighbour)
         dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
@@ -519,7 +527,7 @@ class ExtractiveAnswerer:
         if answer.enabled("asked_kind") and holds_kind(question.kind, text, question.names) is False:
             chosen += self._of_asked_kind(question, scored, best)
         if question.kind == "timeline" and answer.enabled("timeline"):
-            return self._timeline(scored, best)
+            return self._timeline(question, scored, best)
         if question.kind == "topic" and answer.enabled("topic_sections"):
             chosen += self._across_sections(question, scored, best)
         if question.kind == "compare" and answer.enabled("compare_sides"):
