@@ -13,6 +13,7 @@ from assistant.answering import Answer, ExtractiveAnswerer
 from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
+from assistant.language import english_only_message, foreign_language, proper_names
 from assistant.question import rewrite_followup, validate
 from assistant.retrieval import RetrievedPassage
 
@@ -128,6 +129,8 @@ class Assistant:
 
         Raises:
             InvalidQuestionError: For an empty, over-long or control-character question.
+                (A question in another language than English is not an error: it is declined
+                with one line saying the assistant reads English; see :mod:`assistant.language`.)
             IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable.
 
         """
@@ -138,6 +141,18 @@ class Assistant:
         history = [h[:limit] for h in (history or []) if isinstance(h, str)]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
+        foreign = foreign_language(text, proper_names(loaded.answerer.corpus.text))
+        if foreign is not None:  # the model and index are English: say so rather than "The essay does not say."
+            return Answer(
+                question=text,
+                answer=english_only_message(foreign),
+                refused=True,
+                citations=[],
+                passages=[],
+                timings_ms={"total": (time.perf_counter() - started) * 1e3},
+                id=id,
+                standalone_question=text,
+            )
         standalone = self._standalone(text, history, loaded.generator)
         try:
             state = loaded.chain.invoke({"question": loaded.answerer.reranker.read(standalone)})
