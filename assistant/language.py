@@ -40,7 +40,7 @@ _detectors: dict[str, Any] = {}
 
 
 def _detector(mode: str) -> Any:
-    """lingua's detector over :data:`LANGUAGES`, ``"screen"`` (trigrams only) or ``"full"``; built once."""
+    """The lingua detector over :data:`LANGUAGES`, ``"screen"`` (trigrams only) or ``"full"``; built once."""
     with _lock:
         detector = _detectors.get(mode)
         if detector is None:
