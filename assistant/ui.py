@@ -75,7 +75,8 @@ CSS = """
 .ea-sources { margin-top: .6em; padding-top: .4em; border-top: 1px solid var(--border-color-primary);
   font-size: .9em; }
 .ea-src { margin: .3em 0; }
-.ea-where { color: var(--body-text-color-subdued); }
+.ea-where { color: #57534e; }
+.dark .ea-where { color: #d6d3d1; }
 .ea-copytext { display: none; }
 .ea-actions { margin-top: .4em; }
 .ea-copy { border: 1px solid var(--border-color-primary); border-radius: .3em; padding: .05em .6em;
@@ -84,11 +85,12 @@ CSS = """
 .dark .ea-notice { color: #fca5a5; }
 .ea-panel h4 { margin: .2em 0; }
 /* The cited sentence: dark text on amber in light mode, light text on dark amber in dark mode
-   (contrast 13.7:1 and 8.9:1, WCAG AAA; tests/test_ui.py measures it in the page). */
+   (contrast 12:1 and 8:1, WCAG AAA; tests/test_ui.py measures it in the page). */
 mark.ea-hl { background: #fde68a; color: #1c1917; padding: 0 .1em; border-radius: .15em; }
 .dark mark.ea-hl { background: #78350f; color: #fef3c7; }
 .ea-panel .ea-para, .ea-essay p { line-height: 1.6; margin: .4em 0; }
-.ea-panel .ea-meta, .ea-hint, .ea-evidence .ea-meta { color: var(--body-text-color-subdued); font-size: .9em; }
+.ea-meta, .ea-hint { color: #57534e; font-size: .9em; }
+.dark .ea-meta, .dark .ea-hint { color: #d6d3d1; }
 .ea-refs { padding-left: .2em; font-size: .9em; list-style: none; }
 .ea-declined { background: #fef3c7; color: #1c1917; border-left: 4px solid #d97706; padding: .5em .7em;
   margin: .4em 0; }
@@ -100,12 +102,12 @@ mark.ea-hl { background: #fde68a; color: #1c1917; padding: 0 .1em; border-radius
 .ea-ev-sentence { margin: .25em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); }
 .ea-ev.ea-cited .ea-ev-sentence { border-left-color: var(--color-accent); }
 .ea-ev-why { font-size: .9em; }
-.ea-ev details { font-size: .85em; color: var(--body-text-color-subdued); }
+.ea-ev details { font-size: .85em; }
 .ea-ev details dl { display: grid; grid-template-columns: max-content 1fr; gap: 0 .8em; margin: .2em 0; }
 .ea-ev details dd { margin: 0; }
 .ea-outline { margin: .2em 0 .2em 1.2em; }
 .ea-essay { max-width: 46em; overflow-wrap: anywhere; }
-.ea-essay .ea-fn { text-decoration: none; font-size: .85em; }
+.ea-essay a.ea-fn { text-decoration: none; font-size: .85em; padding: 0; margin: 0; }
 .ea-essay .ea-hl-n { font-weight: 700; font-size: .8em; margin-right: .15em; }
 .ea-essay li:target { background: var(--color-accent-soft); }
 """

@@ -207,7 +207,14 @@ def _contrast(fg: str, bg: str) -> float:
 
 
 def _colors(locator) -> tuple[str, str]:
-    return locator.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+    """The element's text colour and the background it is drawn on (the nearest ancestor's that is opaque)."""
+    return locator.evaluate(
+        """(e) => { let el = e, bg = 'rgb(255, 255, 255)';
+                    for (; el; el = el.parentElement) {
+                      const c = getComputedStyle(el).backgroundColor;
+                      if (c && c !== 'transparent' && !c.startsWith('rgba(0, 0, 0, 0')) { bg = c; break; } }
+                    return [getComputedStyle(e).color, bg]; }"""
+    )
 
 
 def _new_page(browser, server, tmp_path, *, dark: bool = False, width: int = 1400, height: int = 1000):
@@ -272,6 +279,8 @@ def test_browser_highlight_readable_in_light_and_dark_mode(browser, server, assi
             declined = page.locator("#ea-evidence .ea-declined")
             declined.wait_for()
             assert _contrast(*_colors(declined)) >= 7
+            for small in ("#ea-evidence .ea-meta", "#ea-overview .ea-meta"):  # the grey notes: AA at least
+                assert _contrast(*_colors(page.locator(small).first)) >= 4.5, small
         finally:
             context.close()
 
@@ -339,6 +348,8 @@ def test_browser_read_the_essay(page, assistant, tmp_path):
     assert marks.count() == len(expected.citations)
     for mark, c in zip(marks.all(), sorted(expected.citations, key=lambda c: c.start), strict=True):
         assert mark.inner_text() == f"[{c.n}]{c.quote}"
+    marks.first.scroll_into_view_if_needed()
+    _shot(page, tmp_path, "read-the-essay", full_page=False)
     text = essay.inner_text()
     assert "U.S. Technology Controls" in text and "Paths Forward" in text and "References" in text
     footnote = essay.locator('a.ea-fn[href="#ea-ref-9"]').first
@@ -346,7 +357,7 @@ def test_browser_read_the_essay(page, assistant, tmp_path):
     page.wait_for_function("() => document.querySelector('#ea-ref-9').matches(':target')")
     assert essay.locator("#ea-ref-9").is_visible()
     assert "Nikkei" in essay.locator("#ea-ref-9").inner_text()
-    _shot(page, tmp_path, "read-the-essay", full_page=False)
+    _shot(page, tmp_path, "read-the-essay-footnote", full_page=False)
 
 
 def test_browser_non_english_question_gets_one_line(page):
