@@ -40,7 +40,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -574,28 +574,25 @@ def create_app(assistant: Assistant) -> gr.Blocks:
             "",
         )
 
-    def respond(question: str, answers: list[Answer]) -> Iterator[tuple[Any, ...]]:
-        """Answer ``question`` in the conversation ``answers``; yields the outputs as they change.
+    def respond(question: str, answers: list[Answer]) -> tuple[Any, ...]:
+        """Answer ``question`` in the conversation ``answers``; returns every output at once.
 
-        The question shows at once, then the whole answer (an extractive answer is not streamed).
+        Not a generator: an extractive answer takes tens of milliseconds and arrives whole, and
+        each intermediate update would cost the server as much again under load.
         """
         skip = gr.skip()
         n = len(outputs)
         try:
             text = validate(question, assistant.settings.max_question_chars)
         except InvalidQuestionError as exc:
-            yield (*(skip,) * (n - 2), _notice(f"{str(exc)[:1].upper()}{str(exc)[1:]}."), skip)
-            return
+            return (*(skip,) * (n - 2), _notice(f"{str(exc)[:1].upper()}{str(exc)[1:]}."), skip)
         done = list(answers or [])
-        asked = messages(done) + [{"role": "user", "content": render_question(text)}]
-        yield (asked, *(skip,) * (n - 3), "", "")  # the question shows at once
         try:
             result = assistant.answer(text, history=[a.question for a in done])
         except AssistantError as exc:
             log.error("cannot answer: %s", exc)
-            yield (messages(done), *(skip,) * (n - 3), _notice(str(exc)), text)
-            return
-        yield finished([*done, result])
+            return (*(skip,) * (n - 2), _notice(str(exc)), skip)
+        return finished([*done, result])
 
     def restore(saved: list[str] | None) -> tuple[Any, ...]:
         """After a page load: replay the questions kept in the browser's storage (at most ``MAX_RESTORED_TURNS``)."""

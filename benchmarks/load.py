@@ -4,9 +4,11 @@ Starts ``essay-assistant chat`` on a free loopback port in a subprocess (the ind
 built), then, for each session count (16 and 64 by default), runs that many chat sessions at
 once for ``--seconds``: each session asks a question through the chat's API (``/chat``, the
 same event as the browser's Enter, with the conversation kept per session), waits for the
-finished answer, pauses ``--think`` seconds (0 by default: every session asks again at once),
-and asks the next one. The clients are plain asyncio HTTP (Gradio's ``/gradio_api/call/chat``
-route and its event stream), so they cost the 2-core machine little next to the server.
+finished answer, pauses about ``--think`` seconds (0 by default: every session asks again at
+once; otherwise a pause drawn uniformly from 0.5-1.5 times it, and each session starts at a
+random point of its first pause, so sessions do not ask in lockstep), and asks the next one.
+The clients are plain asyncio HTTP (Gradio's ``/gradio_api/call/chat`` route and its event
+stream), so they cost the 2-core machine little next to the server.
 
 Prints, and writes to ``--out`` (``docs/load.json`` / ``docs/load.md``), per session count:
 answers, errors, answers per second, and latency from sending the question to the finished
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import socket
 import subprocess
 import sys
@@ -108,6 +111,9 @@ async def run_level(base: str, sessions: int, seconds: float, think: float) -> d
 
         async def session(n: int) -> None:
             sid = uuid.uuid4().hex[:12]
+            pauses = random.Random(n)  # the same pauses on every run
+            if think:
+                await asyncio.sleep(pauses.uniform(0, think))  # staggered starts
             i = n
             while time.monotonic() < deadline:
                 question = QUESTIONS[i % len(QUESTIONS)]
@@ -123,7 +129,7 @@ async def run_level(base: str, sessions: int, seconds: float, think: float) -> d
                 else:
                     latencies.append(elapsed)
                 if think:
-                    await asyncio.sleep(think)  # a person reading the answer before the next question
+                    await asyncio.sleep(pauses.uniform(0.5, 1.5) * think)  # reading the answer
 
         await asyncio.gather(*(session(n) for n in range(sessions)))
         wall = time.monotonic() - started
