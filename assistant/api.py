@@ -15,6 +15,7 @@ from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, resolve, turns_from
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
+from assistant.language import english_only_message, foreign_language, proper_names
 from assistant.question import normalise_question, validate
 from assistant.retrieval import RetrievedPassage
 
@@ -232,7 +233,9 @@ class Assistant:
 
         Raises:
             InvalidQuestionError: For an empty, over-long or control-character question, or an
-                unknown ``length``.
+                unknown ``length``. (A question in another language than English is not an error:
+                it is declined with one line saying the assistant reads English; see
+                :mod:`assistant.language`.)
             IndexStoreError, ModelError, CorpusError: If the index, model or corpus is unusable, or
                 the corpus changed (or the index is stale) while ``auto_rebuild`` is off.
             SettingsError: If ``top_k`` exceeds the number of passages in the index.
@@ -252,6 +255,20 @@ class Assistant:
         ]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
+        foreign = foreign_language(text, proper_names(loaded.answerer.corpus.text))
+        if foreign is not None:  # the model and index are English: say so rather than "The essay does not say."
+            return Answer(
+                question=as_written,
+                answer=english_only_message(foreign),
+                refused=True,
+                citations=[],
+                passages=[],
+                timings_ms={"total": (time.perf_counter() - started) * 1e3},
+                id=id,
+                standalone_question=text,
+                build=loaded.index.build,
+                corpus=loaded.answerer.corpus,
+            )
         resolution = self._resolve(text, history, loaded)
         standalone = resolution.standalone
         request = {

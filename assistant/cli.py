@@ -23,6 +23,7 @@ app = typer.Typer(
         "  essay-assistant ask --jsonl questions.jsonl > answers.jsonl\n\n"
         "  essay-assistant index status\n\n"
         "  essay-assistant chat   (the chat UI on http://127.0.0.1:7860)\n\n"
+        "  essay-assistant chat --host 0.0.0.0 --auth-file users.txt   (for other machines, with a login)\n\n"
         "Settings can also come from ASSISTANT_* environment variables (see README)."
     ),
     no_args_is_help=True,
@@ -301,29 +302,57 @@ def evaluate_command(
 
 @app.command()
 def chat(
-    host: Annotated[str, typer.Option(help="Interface to serve on (loopback unless --allow-remote).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to serve on. Anything but loopback needs --auth-file (or --no-auth).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
-    allow_remote: Annotated[
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--auth-file",
+            envvar="ASSISTANT_AUTH_FILE",
+            metavar="FILE",
+            help="Require a login: FILE holds username:password lines (# comments allowed); every page and API "
+            "route then needs one of them (Gradio's login). Required for a non-loopback --host.",
+        ),
+    ] = None,
+    no_auth: Annotated[
         bool,
-        typer.Option("--allow-remote", help="Permit a non-loopback --host (the app has no login: anyone can use it)."),
+        typer.Option(
+            "--no-auth",
+            help="Serve a non-loopback --host with no login, on purpose: anyone who can reach it can use it.",
+        ),
     ] = False,
 ) -> None:
-    """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline)."""
-    from assistant.ui import is_loopback
+    """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline).
 
-    if not is_loopback(host):
-        if not allow_remote:
+    By default it listens on 127.0.0.1 only. To serve other machines, give --host 0.0.0.0 with --auth-file FILE
+    (username:password lines), e.g. `essay-assistant chat --host 0.0.0.0 --auth-file users.txt`.
+    """
+    from assistant.ui import is_loopback, load_auth_file
+
+    auth = None
+    if auth_file is not None:
+        try:
+            auth = load_auth_file(auth_file)
+        except ValueError as exc:
+            raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    if not is_loopback(host) and auth is None:
+        if not no_auth:
             raise _fail(
-                f"--host {host} would let other machines reach the assistant; add --allow-remote to do so on purpose",
+                f"--host {host} would let other machines reach the assistant: give --auth-file FILE "
+                "(username:password lines) to require a login, or --no-auth to serve it to anyone on purpose",
                 EXIT_BAD_INPUT,
             )
-        typer.echo(f"warning: serving on {host}:{port}; anyone who can reach this machine can use it", err=True)
+        typer.echo(
+            f"warning: serving on {host}:{port} with no login; anyone who can reach this machine can use it", err=True
+        )
     from assistant.api import Assistant
     from assistant.ui import launch
 
     typer.echo(f"Loading the model and index, then serving http://{host}:{port}/ (Ctrl+C to stop)…", err=True)
     try:
-        launch(Assistant(_settings()), host=host, port=port, allow_remote=allow_remote)
+        launch(Assistant(_settings()), host=host, port=port, auth=auth, no_auth=no_auth)
     except AssistantError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:

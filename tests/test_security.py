@@ -86,8 +86,8 @@ def test_no_secrets_in_logs_or_json(assistant, tmp_path):
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
-def test_non_loopback_needs_the_flag(host, assistant):
+def test_non_loopback_needs_a_login(host, assistant):
     from assistant import ui
 
-    with pytest.raises(ValueError, match="allow_remote"):
+    with pytest.raises(ValueError, match="no_auth"):
         ui.launch(assistant, host=host, port=1, block=False)

@@ -1,0 +1,98 @@
+"""Questions in other languages get one honest line; English questions and names are never flagged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app as cli_app
+from assistant.corpus import load_corpus
+from assistant.language import foreign_language, proper_names
+
+FOREIGN = {
+    "French": [
+        "Pourquoi le Japon évite-t-il de nommer la Chine dans ses contrôles à l'exportation ?",
+        "Qui a écrit l'essai ?",
+        "Quelle est la thèse principale de l'essai ?",
+    ],
+    "Spanish": [
+        "¿Por qué Japón evita nombrar a China en sus controles de exportación?",
+        "¿Quién escribió el ensayo?",
+        "Cuándo prohibió Japón Huawei?",
+    ],
+    "German": [
+        "Warum vermeidet Japan es, China in seinen Exportkontrollen zu nennen?",
+        "Wer hat den Essay geschrieben?",
+        "Was ist die Hauptthese des Aufsatzes?",
+    ],
+    "Japanese": ["日本はなぜ輸出規制で中国を名指ししないのですか？", "このエッセイの著者は誰ですか？"],
+}
+# Short English questions, follow-ups and bare names: the cases a detector gets wrong most easily.
+ENGLISH_SHORT = [
+    "Huawei?",
+    "Kishida",
+    "Nishimura Yasutoshi",
+    "SOFA",
+    "Abe Shinzo",
+    "Rapidus",
+    "Nikkei Asia",
+    "Jake Sullivan",
+    "Why?",
+    "Tell me more.",
+    "shorter",
+    "and Japan?",
+    "Who is Huawei's CEO?",
+    "When was USJETAA founded?",
+    "huawei entity list when?",
+    "tl;dr of the intro?",
+    "title and outlet of ref 26",
+]
+
+
+@pytest.fixture(scope="module")
+def names(settings):
+    return proper_names(load_corpus(settings.corpus_path).text)
+
+
+def _bank(name: str) -> list[str]:
+    from tests.conftest import DATA
+
+    return [json.loads(line)["question"] for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_no_english_question_of_the_bank_is_flagged(names):
+    questions = _bank("tune.jsonl") + _bank("test.jsonl") + ENGLISH_SHORT
+    flagged = [(q, foreign_language(q, names)) for q in questions if foreign_language(q, names)]
+    print(f"\n{len(questions)} English questions, {len(flagged)} flagged")
+    assert flagged == []
+
+
+@pytest.mark.parametrize("language", sorted(FOREIGN))
+def test_foreign_questions_are_recognised(language, names):
+    assert [foreign_language(q, names) for q in FOREIGN[language]] == [language] * len(FOREIGN[language])
+
+
+def test_foreign_question_gets_one_honest_line(assistant):
+    for language, questions in FOREIGN.items():
+        result = assistant.answer(questions[0])
+        assert result.refused and result.citations == [] and result.passages == []
+        assert result.answer.startswith(f"This question looks like {language}; I understand questions in English")
+        assert "\n" not in result.answer
+        assert result.to_dict()["answer"] == result.answer
+
+
+def test_dev_questions_are_answered_not_turned_away(assistant, dev_items):
+    for item in dev_items:
+        assert "English only" not in assistant.answer(item["question"]).answer, item["question"]
+
+
+def test_cli_says_it_reads_english(assistant):
+    result = CliRunner().invoke(
+        cli_app, ["--index-dir", str(assistant.settings.index_dir), "ask", "--json", FOREIGN["Spanish"][1]]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["refused"] is True and data["citations"] == []
+    assert "Spanish" in data["answer"] and "English" in data["answer"]
