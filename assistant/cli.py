@@ -307,9 +307,21 @@ def chat(
         bool,
         typer.Option("--allow-remote", help="Permit a non-loopback --host (the app has no login: anyone can use it)."),
     ] = False,
+    llm: Annotated[
+        str | None,
+        typer.Option(help="Who writes the answers: extractive (default), openai or ollama, as for `ask`."),
+    ] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="LLM server URL [env: ASSISTANT_LLM_BASE_URL].")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="LLM model name [env: ASSISTANT_LLM_MODEL].")] = None,
+    llm_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
+    ] = None,
 ) -> None:
     """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline)."""
     from assistant.ui import is_loopback
+
+    given = {"llm": llm, "llm_base_url": llm_base_url, "llm_model": llm_model, "llm_timeout_s": llm_timeout}
+    _overrides.update({k: v for k, v in given.items() if v is not None})
 
     if not is_loopback(host):
         if not allow_remote:
