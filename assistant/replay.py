@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from assistant.text import strip_footnotes
+
 
 @dataclass(frozen=True)
 class Line:
@@ -34,12 +36,14 @@ class Line:
         text: The sentence, without a marker.
         source: Essay text it comes from (cited with the prompt passage holding it); None: uncited.
         marker: Cite this passage number instead of looking ``source`` up.
+        also: A second source, cited too when it is in another prompt passage.
 
     """
 
     text: str
     source: str | None = None
     marker: int | None = None
+    also: str | None = None
 
 
 _PASSAGE = re.compile(r"^\[(\d+)\] (.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
@@ -156,11 +160,14 @@ class ReplayServer:
             elif line.source is None:
                 citations = []
             else:
-                want = _squash(line.source)
-                citations = [n for n, text in sorted(passages.items()) if want in text][:1]
-                if not citations:
-                    self.unplaced.append((question, line.source))
-                    citations = [1]
+                citations = []
+                for source in (line.source, line.also):
+                    want = _squash(strip_footnotes(source)) if source else None
+                    found = [n for n, text in sorted(passages.items()) if want and want in text][:1]
+                    if source and not found:
+                        self.unplaced.append((question, source))
+                    citations += [n for n in found if n not in citations]
+                citations = citations or [1]
             sentences.append({"text": line.text, "citations": citations})
         if body.get("response_format"):
             return json.dumps({"sentences": sentences})

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from assistant.reranking import SentenceReranker
 
 SIMILARITY_WEIGHT = 0.5  # support = 0.5 * cosine + 0.5 * coverage (equal weights; not tuned)
+SCORE_FLOOR = 0.3  # units scoring below this are never checked (0.3 is the lowest threshold calibration sweeps)
 PAIR_PENALTY = 0.0  # a claim supported by two sentences together needs this much more (calibrated on tune: none)
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
 
@@ -554,6 +555,8 @@ class CitationChecker:
         units.sort(key=lambda u: -u[0])
         first_problem = ""
         for raw, unit, cosine, coverage in units:
+            if raw < SCORE_FLOOR:
+                break  # no threshold in use keeps it: spare the agreement checks (most of the time)
             problem = self.disagreement(claim, unit)
             if not problem:
                 # A better-scoring unit that failed an agreement check explains a low score.
