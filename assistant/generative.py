@@ -8,8 +8,8 @@ answer is always computed first (a few milliseconds) and is returned instead of 
 * the LLM call fails (not installed, timeout, connection error, rate limit, bad reply);
 * the LLM declined, or none of its sentences survived the citation check;
 * what survived does not answer the question: it lacks the date or number a date/number
-  question asks for, or covers under half as much of the question's terms (IDF-weighted) as
-  the extractive answer does.
+  question asks for, or it and the essay sentences it cites cover under half as much of the
+  question's terms (IDF-weighted) as the extractive answer does.
 
 The reason is recorded as ``fallback`` in the answer.
 """
@@ -61,14 +61,20 @@ class GenerativeAnswerer:
                 passages.append(self.checker.index.passages[citation.passage_id])
         return passages
 
-    def does_not_answer(self, question: QuestionProfile, text: str, extractive_text: str) -> str | None:
-        """Why the checked ``text`` does not answer ``question`` (``None`` when it does)."""
+    def does_not_answer(
+        self, question: QuestionProfile, text: str, extractive_text: str, quotes: tuple[str, ...] = ()
+    ) -> str | None:
+        """Why the checked ``text`` does not answer ``question`` (``None`` when it does).
+
+        Its coverage of the question counts the essay sentences it cites (``quotes``) too: a direct
+        answer ("April 27, 2023.") need not repeat the question's words when its source does.
+        """
         if question.kind == "date" and not _DATE.search(text):
             return "the checked LLM answer gives no date for a date question"
         if question.kind == "number" and not _NUMBER.search(text):
             return "the checked LLM answer gives no number for a how-many question"
         wanted = set(question.terms)
-        mine = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(text)))
+        mine = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(" ".join((text, *quotes)))))
         theirs = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(extractive_text)))
         if mine < COVERAGE_RATIO * theirs:
             return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
@@ -104,7 +110,8 @@ class GenerativeAnswerer:
         elif not verification.kept:
             reason = "no generated sentence was supported by the passage it cites"
         else:
-            reason = self.does_not_answer(question, verification.answer, state["answer"])
+            quotes = tuple(c.quote for c in verification.citations)
+            reason = self.does_not_answer(question, verification.answer, state["answer"], quotes)
         if reason:
             log.info("falling back to the extractive answer: %s", reason)
             out["verified"]["used"] = False

@@ -34,13 +34,16 @@ log = logging.getLogger(__name__)
 
 def gold_script(path: Path = DEV_SET) -> dict[str, list[Any]]:
     """Replay script: each dev question answered with its gold answer, each sentence citing its evidence."""
-    from assistant.llm import split_cited_text
+    from assistant.llm import DECLINE, split_cited_text
     from assistant.replay import Line
 
     script = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line) if line.strip() else None
-        if not row or not row.get("answer") or not row.get("evidence") or row.get("type") == "unanswerable":
+        if not row or not row.get("answer"):
+            continue
+        if not row.get("evidence") or row.get("type") == "unanswerable":
+            script[row["question"]] = [Line(DECLINE)]  # what a faithful model says when the essay does not
             continue
         lines = []
         for text, _ in split_cited_text(row["answer"]):

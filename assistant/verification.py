@@ -33,7 +33,7 @@ See docs/llm.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,10 @@ _LEADING_CLAUSE = re.compile(
 )
 # An aside between commas that describes a name ("Nishimura, a longtime member of …, said").
 _APPOSITION = re.compile(r"(?<=[A-Za-z]),\s+((?:a|an|home to|long|then|once|now|who|which)\s[^,]{6,}?),(?=\s)")
+_DISCOURSE = re.compile(
+    r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
+)
+_CONDITION = re.compile(r"^((?:If|When|Although|Though|While|Because|As|Since|Unless|Whether)\b[^,]{5,}?),\s+")
 # Framing that attributes the sentence to the essay: not part of the claim.
 _FRAMING = re.compile(
     r"^(?:according to (?:the|this) (?:essay|author|article|piece)|(?:the|this) (?:essay|author|article|piece|writer)"
@@ -92,6 +96,8 @@ _QUANTIFIERS = frozenset(
     invariably inevitably totally""".split()
 )
 _TOKEN = re.compile(r"[A-Za-z][\w’']*|\d[\d,.]*\d|\d|n[’']t")
+_BREAK = re.compile(r"[,;:()“”\"—–]")
+_TOKEN_OR_BREAK = re.compile(_TOKEN.pattern + "|" + _BREAK.pattern)
 _DIGITS = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?:(?!st\b|nd\b|rd\b|th\b|s\b)[a-z]{1,3}\b)?")
 _YEAR_WORDS = re.compile(
     r"\btwenty[- ](ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|"
@@ -408,12 +414,15 @@ class CitationChecker:
         """The :class:`Reading` of ``text`` (a claim, or a corpus sentence or clause)."""
         plain = _NOT_NEGATION.sub(" ", text)
         normal = self._normalise(plain)
-        tokens = _TOKEN.findall(normal)
+        tokens = _TOKEN_OR_BREAK.findall(normal)
         aliases = self.reranker.term_aliases
         stems = [aliases.get(stem(t), stem(t)) for t in tokens]
         entities: list[tuple[str, ...]] = []
         joined = False  # whether the previous token was part of a name (consecutive capitals form one)
         for i, token in enumerate(tokens):
+            if _BREAK.fullmatch(token):
+                joined = False  # punctuation ends a name ("Nishimura, Japan's minister")
+                continue
             word = token.lower().replace("’", "'").removesuffix("'s")
             capital = token[0].isupper() and word not in _MONTHS and not self._known_abbreviation(token)
             if capital and i == 0 and token not in self._names:
@@ -434,7 +443,8 @@ class CitationChecker:
         return Reading(
             number_context=_number_context(text, numbers, self.reranker.terms),
             terms=frozenset(self.reranker.terms(text)),
-            words=frozenset(stems) | frozenset(s.lower() for s in tokens),
+            words=frozenset(s for s, t in zip(stems, tokens, strict=True) if not _BREAK.fullmatch(t))
+            | frozenset(t.lower() for t in tokens if not _BREAK.fullmatch(t)),
             numbers=numbers,
             entities=tuple(dict.fromkeys(entities)),
             negated=any(s in _NEGATION for s in stems)
@@ -454,7 +464,13 @@ class CitationChecker:
             span = self.index.sentence_spans[row]
             text = self.corpus.text[span.start : span.end]
             clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", text) if c]
-            self._rows[row] = (self.read(text), [self.read(c) for c in clauses] or [self.read(text)])
+            # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
+            clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
+            reading = self.read(text)
+            passage = self.index.passages[self.index.sentence_ids[row]]
+            if passage.kind == "reference":  # a reference entry states its own number ("reference 10")
+                reading = replace(reading, numbers=reading.numbers | {str(passage.paragraph)})
+            self._rows[row] = (reading, [self.read(c) for c in clauses] or [reading])
         return self._rows[row]
 
     @cached_property
