@@ -230,6 +230,13 @@ class Settings(BaseSettings):
             "response format; on a server that rejects it, or when off, plain text with [n] markers is parsed."
         ),
     )
+    llm_second_opinion: bool = Field(
+        False,
+        description=(
+            "Also ask the LLM whether the cited sentence(s) support each sentence that passed the citation "
+            "check; a 'no' drops it. It can only reject: a sentence that failed the check is never asked."
+        ),
+    )
     support_threshold: float = Field(
         0.49,
         ge=0.0,

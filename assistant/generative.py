@@ -6,7 +6,8 @@ answer is always computed first (a few milliseconds) and is returned instead of 
 * the extractive answerer declined (the evidence scores below ``refusal_threshold``): the LLM
   is not called, since a checked answer could only cite passages already judged not to answer;
 * the LLM call fails (not installed, timeout, connection error, rate limit, bad reply);
-* the LLM declined, or none of its sentences survived the citation check;
+* the LLM declined, or none of its sentences survived the citation check (and, when
+  ``llm_second_opinion`` is on, the LLM's own second opinion on each sentence that passed);
 * what survived does not answer the question: it lacks the date or number a date/number
   question asks for, or it and the essay sentences it cites cover under half as much of the
   question's terms (IDF-weighted) as the extractive answer does.
@@ -99,9 +100,21 @@ class GenerativeAnswerer:
             return state | out | {"fallback": str(exc), "llm_ms": (time.perf_counter() - started) * 1e3}
         llm_ms = generation.elapsed_ms
         started = time.perf_counter()
-        verification = self.checker.check(list(generation.sentences), passages)
-        check_ms = (time.perf_counter() - started) * 1e3
-        out |= {"verified": verification.to_dict(), "llm_ms": llm_ms, "check_ms": check_ms}
+        judged_ms = 0.0
+
+        def judge(text: str, quotes: list[str]) -> str | None:  # timed apart: check_ms is the check alone
+            nonlocal judged_ms
+            asked = time.perf_counter()
+            try:
+                return self.writer.second_opinion(text, quotes)
+            finally:
+                judged_ms += (time.perf_counter() - asked) * 1e3
+
+        verification = self.checker.check(
+            list(generation.sentences), passages, judge if self.settings.llm_second_opinion else None
+        )
+        check_ms = (time.perf_counter() - started) * 1e3 - judged_ms
+        out |= {"verified": verification.to_dict(), "llm_ms": llm_ms + judged_ms, "check_ms": check_ms}
         declined = all(DECLINE.lower().rstrip(".") in text.lower() for text, _ in generation.sentences)
         if not generation.sentences:
             reason = "the LLM wrote no answer sentence (empty or unreadable reply)"

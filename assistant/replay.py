@@ -66,6 +66,8 @@ class ReplayServer:
     Attributes:
         script: Question -> sentences to reply with (matched on its words, "U.S." as "United States").
         reply_unknown: Raw reply for a question not in the script.
+        verdicts: Second-opinion replies by sentence ("no" rejects; default "yes").
+        judged: Sentences the LLM was asked a second opinion about, in order.
         requests: Every request body received, in order.
         unplaced: ``(question, source)`` of sources found in no prompt passage.
 
@@ -73,6 +75,8 @@ class ReplayServer:
 
     script: dict[str, list[Line]]
     reply_unknown: str = ""
+    verdicts: dict[str, str] = field(default_factory=dict)
+    judged: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     unplaced: list[tuple[str, str]] = field(default_factory=list)
 
@@ -158,6 +162,10 @@ class ReplayServer:
         user = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         if isinstance(user, list):
             user = "".join(part.get("text", "") for part in user)
+        judged = re.search(r"\n\nSentence: (.*)\n", user)
+        if judged:  # a second-opinion request (assistant.llm.LLMWriter.second_opinion)
+            self.judged.append(judged.group(1).strip())
+            return self.verdicts.get(judged.group(1).strip(), "yes")
         match = re.search(r"\n\nQuestion: (.*)\n", user)
         question = match.group(1).strip() if match else ""
         lines = self.script.get(question, self._keys.get(_key(question))) or self._closest(question)

@@ -19,9 +19,10 @@ For each sentence the LLM wrote:
    ``0.5 * max(0, cosine) + 0.5 * coverage`` (cosine: local embeddings of the claim and the
    unit's closest sentence; coverage: IDF-weighted share of the claim's content terms found in
    the unit), less :data:`PAIR_PENALTY` for a pair, must reach ``Settings.support_threshold``;
-5. a sentence is kept when every claim is supported; each unit sentence it used becomes a
-   citation of that passage sentence, quoted verbatim with its corpus offsets, so every final
-   citation is as checkable as an extractive one.
+5. a sentence is kept when every claim is supported (and, when ``llm_second_opinion`` is on,
+   the LLM does not say that the supporting sentences fail to support it: it can only reject);
+   each unit sentence it used becomes a citation of that passage sentence, quoted verbatim with
+   its corpus offsets, so every final citation is as checkable as an extractive one.
 
 Where the numbers come from: ``support_threshold`` and :data:`PAIR_PENALTY` were chosen by
 ``python -m assistant.faithfulness calibrate`` on ``tests/data/faithfulness_tune.jsonl`` (the
@@ -33,6 +34,7 @@ See docs/llm.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from itertools import combinations
@@ -593,8 +595,17 @@ class CitationChecker:
         )
         return Citation(n, passage.id, passage.section, quote, span.start, span.end, self.corpus.display_path, refs)
 
-    def check(self, sentences: list[tuple[str, tuple[int, ...]]], passages: list[Passage]) -> Verification:
+    def check(
+        self,
+        sentences: list[tuple[str, tuple[int, ...]]],
+        passages: list[Passage],
+        second_opinion: Callable[[str, list[str]], str | None] | None = None,
+    ) -> Verification:
         """Check generated ``(text, markers)`` pairs against ``passages`` (marker n = passages[n-1]).
+
+        ``second_opinion(text, quotes)``, when given, is asked only about sentences that passed,
+        with the corpus sentences that support them; a reason (not None) drops the sentence. It can
+        reject a sentence, never rescue one.
 
         Returns the per-sentence verdicts and the answer made of the kept sentences, with
         citations renumbered 1..N in order of first use (one per distinct quoted sentence).
@@ -622,8 +633,16 @@ class CitationChecker:
             )
             supports = self._supports(verdicts, located, resolved, passages, numbers_in(text))
             kept = bool(verdicts) and all(v.score >= threshold for v in verdicts)
+            vetoed = None
+            if kept and second_opinion is not None:
+                rows = dict.fromkeys(r for v in verdicts for r in v.rows)
+                spans = [self.index.sentence_spans[r] for r in rows]
+                vetoed = second_opinion(text, [self.corpus.text[sp.start : sp.end] for sp in spans])
+                kept = vetoed is None
             check = SentenceCheck(text, markers, unresolved, supports, kept, "", claims=verdicts)
-            if not resolved:
+            if vetoed is not None:
+                check.reason = f"passed the check ({check.support:.2f} >= {threshold:.2f}) but {vetoed}"
+            elif not resolved:
                 check.reason = "no citation to a given passage" + (
                     f" (markers {list(unresolved)} do not resolve)" if unresolved else ""
                 )

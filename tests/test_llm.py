@@ -354,6 +354,29 @@ def test_bad_llm_answers_fall_back_with_their_reason(replayed, assistant):
     assert empty.fallback == "the LLM wrote no answer sentence (empty or unreadable reply)"
 
 
+def test_llm_second_opinion_can_reject_a_checked_sentence_but_never_rescue_one(settings, assistant):
+    good, also_good = (line.text for line in GOOD[HUAWEI])
+    wrong = MIXED[COMMERCE][1].text
+    with ReplayServer(GOOD | MIXED, verdicts={also_good: "No.", wrong: "yes"}) as server:
+        judged = Assistant(
+            settings.model_copy(
+                update={
+                    "llm": "openai",
+                    "llm_base_url": server.url,
+                    "llm_model": "replay",
+                    "llm_second_opinion": True,
+                }
+            )
+        )
+        result = judged.answer(HUAWEI)
+        assert result.backend == "openai" and good in result.answer and also_good not in result.answer
+        (vetoed,) = [s for s in result.verified["sentences"] if not s["kept"]]
+        assert vetoed["text"] == also_good and "second opinion" in vetoed["reason"]
+        mixed = judged.answer(COMMERCE)
+        assert wrong not in mixed.answer  # the LLM said yes, but the check had already dropped it
+        assert wrong not in server.judged and good in server.judged
+
+
 @pytest.fixture(scope="module")
 def corpus_text(settings) -> str:
     return settings.corpus_path.read_text(encoding="utf-8")
