@@ -89,8 +89,8 @@ CSS = """
 mark.ea-hl { background: #fde68a; color: #1c1917; padding: 0 .1em; border-radius: .15em; }
 .dark mark.ea-hl { background: #78350f; color: #fef3c7; }
 .ea-panel .ea-para, .ea-essay p { line-height: 1.6; margin: .4em 0; }
-.ea-meta, .ea-hint { color: #57534e; font-size: .9em; }
-.dark .ea-meta, .dark .ea-hint { color: #d6d3d1; }
+.ea-meta, .ea-hint, .ea-note { color: #57534e; font-size: .9em; }
+.dark .ea-meta, .dark .ea-hint, .dark .ea-note { color: #d6d3d1; }
 .ea-refs { padding-left: .2em; font-size: .9em; list-style: none; }
 .ea-declined { background: #fef3c7; color: #1c1917; border-left: 4px solid #d97706; padding: .5em .7em;
   margin: .4em 0; }
@@ -261,14 +261,24 @@ def render_answer(answer: Answer, turn: int) -> str:
     for c in answer.citations:
         text = text.replace(f"[{c.n}]", _marker(turn, c.n), 1)
     parts = [f'<div class="ea-msg ea-answer ea-turn-{turn}">', f'<p class="ea-text">{text}</p>']
+    if answer.backend != "extractive":
+        parts.append(
+            f'<p class="ea-note">Written by the {_e(answer.backend)} LLM; every sentence checked against the essay.</p>'
+        )
+    elif answer.fallback:
+        parts.append(
+            f'<p class="ea-note">The LLM’s answer was not used ({_e(answer.fallback)}); quoting the essay instead.</p>'
+        )
     if answer.citations:
         parts.append('<div class="ea-sources"><strong>Sources</strong>')
+        quoted = answer.backend == "extractive"  # the answer is the quotes: the list says where they are from
         for c in answer.citations:
             refs = ", ".join(f"({r.number})" for r in c.references if r.text != c.quote)
             tail = f" · refs {refs}" if refs else ""
+            quote = "" if quoted else f"<br>“{_e(_shorten(c.quote, 160))}”"
             parts.append(
                 f"<div class='ea-src'>{_marker(turn, c.n)} <span class='ea-where'>{_e(c.section)} — "
-                f"{_e(c.passage_id)}{_e(tail)}</span><br>“{_e(_shorten(c.quote, 160))}”</div>"
+                f"{_e(c.passage_id)}{_e(tail)}</span>{quote}</div>"
             )
         parts.append("</div>")
     # The plain text, one <span> per line (no newlines: the chat parses Markdown around HTML blocks).

@@ -422,3 +422,14 @@ def test_browser_follow_up_buttons_and_answer_length(page, assistant):
     _answers(page).nth(2).wait_for()
     short = _answers(page).nth(2).inner_text()
     assert "[1]" in short and "[2]" not in short
+
+
+def test_answer_says_which_backend_wrote_it():
+    from assistant.answering import Answer
+
+    llm = Answer("q", "Japan banned it in 2018. [1]", False, [], [], backend="openai")
+    assert "Written by the openai LLM; every sentence checked against the essay." in ui.render_answer(llm, 1)
+    fell_back = Answer("q", "In December 2018, … [1]", False, [], [], fallback="no sentence was supported")
+    html = ui.render_answer(fell_back, 1)
+    assert "The LLM’s answer was not used (no sentence was supported)" in html
+    assert "ea-note" not in ui.render_answer(Answer("q", "x [1]", False, [], []), 1)
