@@ -68,7 +68,6 @@ _CAUSAL = re.compile(
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
-_ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -365,29 +364,6 @@ class ExtractiveAnswerer:
         dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
-    def _of_asked_kind(
-        self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
-    ) -> list[ScoredSentence]:
-        """A sentence holding what the question asks for (a date, number, name, place, advice), when ``best`` lacks it.
-
-        The next or previous sentence of ``best``'s paragraph that holds it, else the best candidate
-        that does and clears the bar any further sentence clears (``join_ratio`` of the best's probability).
-        """
-        for step in (1, -1):
-            neighbour = self._neighbour(best, step)
-            if neighbour is not None and holds_kind(question.kind, self._text(neighbour), question.names):
-                return [neighbour]
-        bar = self.join_ratio * best.score
-        pick = next(
-            (
-                s
-                for s in scored
-                if s.score >= bar and s.row != best.row and holds_kind(question.kind, self._text(s), question.names)
-            ),
-            None,
-        )
-        return [pick] if pick is not None else []
-
     def _across_sections(
         self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
     ) -> list[ScoredSentence]:
@@ -411,23 +387,11 @@ class ExtractiveAnswerer:
         others = sorted((s for s in found.values() if s is not best), key=lambda s: order.get(s.passage.section, 0))
         return others[: self.settings.max_answer_sentences - 1]
 
-    def _states_something(self, question: QuestionProfile, sentence: ScoredSentence) -> bool:
-        """False for sentences that answer no question but their own kind.
-
-        A question in the essay ("What exactly did Sullivan mean?") states nothing; the title
-        and byline answer only questions about the title or the author.
-        """
-        if self._text(sentence).rstrip('”’" ').endswith("?"):
-            return False
-        if sentence.passage.section == FRONT_MATTER:
-            return question.kind == "author" or bool(_ABOUT_DOCUMENT.search(question.text))
-        return True
-
     def sides(self, question: QuestionProfile) -> list[frozenset[str]]:
-        """The things a compare question sets side by side: its countries and other names, as term sets.
+        """The things a question sets side by side: its countries and other names, as term sets.
 
-        "How did Beijing react to US restrictions versus Japanese ones?" -> China, United States,
-        Japan (read through the lexicon). Fewer than two: not a comparison of named things.
+        "Timeline of the US and Japanese restrictions" -> United States, Japan (read through the
+        lexicon). Fewer than two: none.
         """
         asked = set(question.terms)
         countries = [ts for ts in self.reranker.country_names.values() if ts and ts <= asked]
@@ -435,23 +399,6 @@ class ExtractiveAnswerer:
         others = [frozenset(ts) for n in dict.fromkeys(question.names) if (ts := set(self.reranker.terms(n))) - covered]
         found = list(dict.fromkeys(countries + [ts - covered for ts in others]))
         return found if len(found) >= 2 else []
-
-    def _other_sides(
-        self, question: QuestionProfile, scored: list[ScoredSentence], chosen: list[ScoredSentence]
-    ) -> list[ScoredSentence]:
-        """For each side of a comparison no chosen sentence names, the best essay sentence that does.
-
-        It must clear the bar any further sentence clears (``join_ratio`` of the best's probability).
-        """
-        added: list[ScoredSentence] = []
-        bar = self.join_ratio * scored[0].score
-        for side in self.sides(question):
-            if any(side <= c.terms for c in chosen + added):
-                continue
-            pick = next((c for c in scored if c.passage.kind == "essay" and side <= c.terms and c.score >= bar), None)
-            if pick is not None and all(pick.row != c.row for c in chosen + added):
-                added.append(pick)
-        return added
 
     def _explanation(self, best: ScoredSentence) -> list[ScoredSentence]:
         """Sentences that explain ``best`` for a "why" question.
@@ -524,14 +471,10 @@ class ExtractiveAnswerer:
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
         text = self._text(best)
-        if answer.enabled("asked_kind") and holds_kind(question.kind, text, question.names) is False:
-            chosen += self._of_asked_kind(question, scored, best)
         if question.kind == "timeline" and answer.enabled("timeline"):
             return self._timeline(question, scored, best)
         if question.kind == "topic" and answer.enabled("topic_sections"):
             chosen += self._across_sections(question, scored, best)
-        if question.kind == "compare" and answer.enabled("compare_sides"):
-            chosen += self._other_sides(question, scored, chosen)
         if question.kind == "why":
             if answer.enabled("explanation"):
                 chosen += self._explanation(best)
@@ -586,8 +529,6 @@ class ExtractiveAnswerer:
         character budgets and the sentence cap.
         """
         answer = self.settings.answer
-        if answer.enabled("claimless"):
-            scored = [s for s in scored if self._states_something(question, s)] or scored
         best = scored[0]
         chosen = self._structural(question, scored)
         scale = 2 if length == "long" else 1
@@ -812,11 +753,7 @@ class ExtractiveAnswerer:
             for row in self._essay_rows()
             if (s := self.sentence_at(self._span(row), 0.0)) is not None and s.passage.paragraph in quoted
         ]
-        chosen = [
-            s
-            for s in {s.row: s for s in evidence + context}.values()
-            if (s.span.start, s.span.end) not in shown and self._states_something(question, s)
-        ]
+        chosen = [s for s in {s.row: s for s in evidence + context}.values() if (s.span.start, s.span.end) not in shown]
         if not chosen:
             return Draft(NOTHING_MORE, [], answerability, [], refused=True)
         scale = 2 if length == "long" else 1

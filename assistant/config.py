@@ -22,18 +22,9 @@ MECHANISMS = {
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
-    "asked_kind": (
-        "when the best sentence lacks what the question asks for (a date for 'when', advice for 'what should'), "
-        "the adjacent or next-best sentence that holds it joins"
-    ),
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
-    "compare_sides": "a compare answer quotes, for each named side no chosen sentence names, its best sentence",
     "structure": "questions about the document itself (reference count, sections, languages, uncited entries)",
-    "claimless": (
-        "sentences that state no claim never answer: a question in the essay ('What exactly did … mean?'); "
-        "the title and byline, except for questions about the title or author"
-    ),
     "missing_note": (
         "names and numbers of the question that the essay never mentions are named in the answer, so are a year "
         "or country the quoted sentences contradict; a less sure answer says it may not answer exactly that"
