@@ -65,8 +65,13 @@ _CAUSAL = re.compile(
     r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep))\b",
     re.I,
 )
+# A sentence that gives a reason or justification (searched for "Why?" in the claim's paragraph).
+_REASON_GIVEN = re.compile(
+    rf"{_CAUSAL.pattern}|\b(justif\w*|rationale|motivat\w*|in response to|out of concern|concerns?)\b", re.I
+)
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
+_ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 
 
@@ -387,6 +392,18 @@ class ExtractiveAnswerer:
         others = sorted((s for s in found.values() if s is not best), key=lambda s: order.get(s.passage.section, 0))
         return others[: self.settings.max_answer_sentences - 1]
 
+    def _states_something(self, question: QuestionProfile, sentence: ScoredSentence) -> bool:
+        """False for sentences that answer no question but their own kind.
+
+        A question in the essay ("What exactly did Sullivan mean?") states nothing; the title
+        and byline answer only questions about the title or the author.
+        """
+        if self._text(sentence).rstrip('”’" ').endswith("?"):
+            return False
+        if sentence.passage.section == FRONT_MATTER:
+            return question.kind == "author" or bool(_ABOUT_DOCUMENT.search(question.text))
+        return True
+
     def sides(self, question: QuestionProfile) -> list[frozenset[str]]:
         """The things a question sets side by side: its countries and other names, as term sets.
 
@@ -529,6 +546,8 @@ class ExtractiveAnswerer:
         character budgets and the sentence cap.
         """
         answer = self.settings.answer
+        if answer.enabled("claimless"):
+            scored = [s for s in scored if self._states_something(question, s)] or scored
         best = scored[0]
         chosen = self._structural(question, scored)
         scale = 2 if length == "long" else 1
@@ -753,7 +772,11 @@ class ExtractiveAnswerer:
             for row in self._essay_rows()
             if (s := self.sentence_at(self._span(row), 0.0)) is not None and s.passage.paragraph in quoted
         ]
-        chosen = [s for s in {s.row: s for s in evidence + context}.values() if (s.span.start, s.span.end) not in shown]
+        chosen = [
+            s
+            for s in {s.row: s for s in evidence + context}.values()
+            if (s.span.start, s.span.end) not in shown and self._states_something(question, s)
+        ]
         if not chosen:
             return Draft(NOTHING_MORE, [], answerability, [], refused=True)
         scale = 2 if length == "long" else 1
@@ -777,17 +800,32 @@ class ExtractiveAnswerer:
     def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
         """The reason for an earlier answer's claim ("Why?"), if the sentences around it give one.
 
-        The claim is the earlier answer's key sentence; its reason comes from :meth:`_explanation`
-        and must be a sentence the earlier answer did not quote. None when there is none.
+        The earlier answer's essay sentences are tried as the claim, best-scoring first: its reason
+        comes from :meth:`_explanation`, else from the nearest sentence of its paragraph that gives
+        one ("Japan's justification also followed U.S. rationale: …"), and must be a sentence the
+        earlier answer did not quote. None when no claim has one.
         """
-        claim = self._key_sentence([s for s in scored if s.passage.kind == "essay"], previous)
-        if claim is None or claim.passage.kind != "essay":
-            return None
         shown = set(previous)
-        reasons = [r for r in self._explanation(claim) if (r.span.start, r.span.end) not in shown]
-        if not reasons or not any(_CAUSAL.search(self._text(r)) or leans_on_previous(self._text(r)) for r in reasons):
-            return None
-        return self._draft(self._in_reading_order(reasons), claim.score)
+        ranked = {(s.span.start, s.span.end): s for s in reversed(scored)}
+        claims = sorted(
+            (c for span in previous if (c := ranked.get(span) or self.sentence_at(span, 0.0)) is not None),
+            key=lambda c: -c.score,
+        )
+        for claim in (c for c in claims if c.passage.kind == "essay"):
+            reasons = [r for r in self._explanation(claim) if (r.span.start, r.span.end) not in shown]
+            if reasons and any(_CAUSAL.search(self._text(r)) or leans_on_previous(self._text(r)) for r in reasons):
+                return self._draft(self._in_reading_order(reasons), claim.score)
+            paragraph = [
+                s
+                for row in self._essay_rows({claim.passage.section})
+                if (s := self.sentence_at(self._span(row), claim.score)) is not None
+                and s.passage.paragraph == claim.passage.paragraph
+                and (s.span.start, s.span.end) not in shown
+                and _REASON_GIVEN.search(self._text(s))
+            ]
+            if paragraph:
+                return self._draft([min(paragraph, key=lambda s: abs(s.row - claim.row))], claim.score)
+        return None
 
     def mismatch(self, question: QuestionProfile, sentences: list[ScoredSentence]) -> str:
         """A note when the quoted sentences give another year or country than the question names.

@@ -240,7 +240,8 @@ def evaluate_command(
     exits 1 when one is missed, so CI can gate on it. Example:
 
       essay-assistant eval tests/data/tune.jsonl tests/data/test.jsonl --out docs --ablate
-        --conversation tests/data/conversation_tune.jsonl --conversation tests/data/conversation_test.jsonl
+
+    and with the conversation scripts: add --conversation tests/data/conversation_test.jsonl.
     """
     from assistant.api import Assistant
     from assistant.evaluation import ablate as run_ablation
@@ -362,7 +363,9 @@ def chat(
     from assistant.api import Assistant
     from assistant.ui import launch
 
-    typer.echo(f"Loading the model and index, then serving http://{host}:{port}/ (Ctrl+C to stop)…", err=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # the wildcard is no address a browser can open
+    where = f"http://{shown}:{port}/" + (f" (and this machine's other addresses, port {port})" if shown != host else "")
+    typer.echo(f"Loading the model and index, then serving {where} (Ctrl+C to stop)…", err=True)
     try:
         launch(Assistant(_settings()), host=host, port=port, auth=auth, no_auth=no_auth)
     except AssistantError as exc:

@@ -24,6 +24,10 @@ MECHANISMS = {
     "coverage": "further sentences join when they cover question terms the answer misses",
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
+    "claimless": (
+        "sentences that state no claim never answer: a question in the essay ('What exactly did … mean?'); "
+        "the title and byline, except for questions about the title or author"
+    ),
     "structure": "questions about the document itself (reference count, sections, languages, uncited entries)",
     "missing_note": (
         "names and numbers of the question that the essay never mentions are named in the answer, so are a year "

@@ -151,6 +151,13 @@ def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> 
             return Resolution(quoted.standalone, "shorter", quoted, shown)
         if _MORE.search(text):
             return Resolution(quoted.standalone, "more", quoted, shown)
+    if (
+        re.match(r"\W*(?:why|how come)\b", text, re.I)
+        and quoted.cited
+        and set(terms(text)) <= set(terms(quoted.standalone))
+    ):
+        # "Why did Japan ban Huawei?" right after "When did Japan ban Huawei?" asks the reason for that answer.
+        return Resolution(text, "why", quoted, shown)
     if continued := _CONTINUES.match(text):
         rest = text[continued.end() :].strip()
         return Resolution(_substitute(previous.standalone, rest, find), "followup", previous, shown)

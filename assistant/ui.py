@@ -882,7 +882,7 @@ def launch(
         port: TCP port.
         auth: ``(username, password)`` pairs (:func:`load_auth_file`): every page and API route then
             needs a login (Gradio's built-in authentication), on any host.
-        no_auth: Serve a non-loopback ``host`` without a login, on purpose (logs a warning).
+        no_auth: Serve a non-loopback ``host`` without a login, on purpose (the CLI warns; logged at INFO).
         block: Serve until interrupted; ``False`` returns once the server is up (tests).
 
     Returns:
@@ -900,9 +900,7 @@ def launch(
                 f"refusing to serve on {host} without a login: it is reachable from other machines "
                 "(give auth pairs, or no_auth=True to serve it to anyone on purpose)"
             )
-        log.warning(
-            "serving on %s:%s with no login: anyone who can reach this machine can use the assistant", host, port
-        )
+        log.info("serving on %s:%s with no login: anyone who can reach this machine can use the assistant", host, port)
     from starlette.middleware import Middleware
 
     from assistant import language
@@ -920,7 +918,7 @@ def launch(
         show_error=False,
         inbrowser=False,
         prevent_thread_lock=not block,
-        quiet=not block,
+        quiet=True,  # the CLI prints where it serves; Gradio's own banner suggests share=True
         footer_links=["api"],
         auth=_authenticator(auth) if auth else None,
         max_file_size="4kb",
