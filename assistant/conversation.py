@@ -51,7 +51,7 @@ _CONTINUES = re.compile(
 _POINTS_BACK = re.compile(
     r"\b(it|its|it’s|it's|they|them|their|theirs|he|him|his|she|hers|this|these|those|then|the same|"
     r"the latter|the former|such)\b|\bthat\b(?=\s*(?:[?.!,]|$|\b(?:happen\w*|mean\w*|policy|decision|ban|rule|"
-    r"move|step|measure|statement|speech|meeting|one|country|company|law|term|report|term)\b))"
+    r"move|step|measure|statement|speech|meeting|one|country|company|law|term|report)\b))"
     r"|\b(?:do|did|does|about|with|by|after|before|of|for|to|on) that\b"
     r"|^\W*(?:\w+ )?(?:is|was|are|were|does|did) that\b",
     re.I,
