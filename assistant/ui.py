@@ -917,8 +917,8 @@ def launch(
         debug=False,
         show_error=False,
         inbrowser=False,
-        prevent_thread_lock=not block,
-        quiet=True,  # the CLI prints where it serves; Gradio's own banner suggests share=True
+        prevent_thread_lock=True,
+        quiet=True,  # our own line below: Gradio's banner suggests share=True, which this app never uses
         footer_links=["api"],
         auth=_authenticator(auth) if auth else None,
         max_file_size="4kb",
@@ -931,4 +931,8 @@ def launch(
             "redoc_url": None,
         },
     )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"Running on local URL: http://{shown}:{port}/", flush=True)
+    if block:
+        app.block_thread()  # until Ctrl+C
     return app
