@@ -246,9 +246,15 @@ def test_sigkilled_rebuild_leaves_old_index_serving(built, tmp_path):
     )
     builds = own.index_dir / "builds"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not any(p.name.startswith(".tmp-") for p in builds.iterdir()):
+
+    def writing() -> bool:  # midway: a staging folder exists and its store has begun to be written
+        try:
+            return any(p.name.startswith(".tmp-") and any(f.is_file() for f in p.rglob("*")) for p in builds.iterdir())
+        except OSError:  # a folder renamed while it was read
+            return False
+
+    while time.monotonic() < deadline and not writing():
         time.sleep(0.05)
-    time.sleep(0.5)  # midway: the staging folder is being written
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
