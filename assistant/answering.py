@@ -268,7 +268,7 @@ class ExtractiveAnswerer:
             return None
         if same_paragraph and passage.paragraph != sentence.passage.paragraph:
             return None
-        span, terms_ = self.index.sentence_spans[row], self.reranker.sentence_terms[row]
+        span, terms_ = self.index.sentence_spans[row], self.reranker.context_terms[row]
         return ScoredSentence(row, passage, span, sentence.score, terms_)  # ranks with its anchor
 
     def _text(self, sentence: ScoredSentence) -> str:
@@ -529,7 +529,7 @@ class ExtractiveAnswerer:
                 passage = self.index.passages.get(f"ref-{number:02d}")
                 for span in passage.sentences if passage else ():
                     row = self.reranker.row_of[(passage.id, span.start)]
-                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.sentence_terms[row]))
+                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.context_terms[row]))
         return chosen
 
     def select(
@@ -731,7 +731,7 @@ class ExtractiveAnswerer:
         if row is None:
             return None
         passage = self.index.passages[self.index.sentence_ids[row]]
-        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.sentence_terms[row])
+        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.context_terms[row])
 
     def _sentences_within(self, span: tuple[int, int]) -> list[ScoredSentence]:
         """The sentence rows lying inside corpus ``span``, in reading order."""
