@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from assistant import ui
 from assistant.cli import app as cli_app
 from assistant.config import REPO_ROOT
+from assistant.corpus import load_corpus
+from assistant.overview import build_overview
 from assistant.text import strip_footnotes
 from tests.conftest import WAIT_MS, free_port
 
@@ -167,9 +169,7 @@ def test_rendering_escapes_everything(assistant):
     html = ui.render_answer(result, 1)
     assert html.count('class="ea-marker') == 2 * len(result.citations)
     assert "<script" not in ui.render_question("<script>alert(1)</script>")
-    markdown = ui.conversation_markdown(
-        ui.build_overview(__import__("assistant.corpus").corpus.load_corpus(assistant.settings.corpus_path)), [result]
-    )
+    markdown = ui.conversation_markdown(build_overview(load_corpus(assistant.settings.corpus_path)), [result])
     for c in result.citations:
         assert f"> {c.quote}" in markdown
 
