@@ -62,7 +62,8 @@ ANSWERABILITY_FEATURES = {
 
 _CAUSAL = re.compile(
     r"\b(because|since|due to|reasons?|in order to|so that|so as to|as a result|driven by|aims? to|"
-    r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep))\b",
+    r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep)|to (?:that|this) end|such that|"
+    r"thereby|in an effort to|with the aim of|owing to|thanks to|stems? from|given that)\b",
     re.I,
 )
 # A sentence that gives a reason or justification (searched for "Why?" in the claim's paragraph).
