@@ -494,8 +494,9 @@ class SentenceReranker:
         """Score the candidate sentences; best first.
 
         Candidates: the sentences of the top retrieved passages, of the passages BM25 ranks best
-        (``candidate_lexical``), of the passages the question's form points to, the sentences most similar to the question anywhere, and the reference
-        entries the best of those cite or that retrieval ranks best.
+        (``candidate_lexical``), of the passages the question's form points to, the sentences most
+        similar to the question anywhere, and the reference entries the best of those cite or that
+        retrieval ranks best.
         """
         import numpy as np
 
