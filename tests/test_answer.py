@@ -163,14 +163,6 @@ def test_cli_index_status(assistant):
     assert result.stdout.startswith("index: fresh")
 
 
-def test_answering_without_an_index_builds_one(tmp_path, settings):
-    from assistant.api import Assistant
-
-    fresh = Assistant(settings.model_copy(update={"index_dir": tmp_path / "new"}))
-    assert "2026" in fresh.answer("In what year does the Status of Forces Agreement expire?").answer
-    assert (tmp_path / "new" / "CURRENT").is_file()
-
-
 @pytest.mark.parametrize(
     ("question", "expected"),
     [
