@@ -31,6 +31,7 @@ TINY_ESSAY = (
     "# A Short Essay\n\nBy Someone\n\nJapan banned Huawei equipment in 2018. (1) It said why.\n\n"
     "## References\n\n(1) “A Source,” Outlet, May 1, 2019, https://example.org/a.\n"
 )
+TINY_QUESTION = "Why did Japan ban Huawei equipment?"  # answered from TINY_ESSAY's paragraph, also by the fake model
 
 
 def free_port() -> int:

@@ -24,10 +24,9 @@ import pytest
 from assistant import index
 from assistant.api import Assistant
 from assistant.errors import IndexStoreError
-from tests.helpers import HUAWEI, run_cli, wait_for
+from tests.helpers import HUAWEI, TINY_QUESTION, run_cli, wait_for
 
 QUESTIONS = [HUAWEI, "Who wrote the essay?", "Why does Japan avoid naming China in its export controls?"]
-WHY = "Why did Japan ban Huawei equipment?"  # about the tiny corpus of the unit tests
 
 
 @pytest.mark.unit
@@ -129,19 +128,19 @@ def _hold_lock(index_dir: Path) -> subprocess.Popen:
 @pytest.mark.unit
 def test_concurrent_rebuild_gets_a_clear_message_within_seconds(tiny_index):
     own = tiny_index.model_copy(update={"rebuild_lock_timeout_s": 0.5})
-    before = Assistant(own).answer(WHY)
+    before = Assistant(own).answer(TINY_QUESTION)
     holder = _hold_lock(own.index_dir)
     try:
         # Bounded by rebuild_lock_timeout_s (0.5 s here); how long it takes belongs in the benchmark.
         with pytest.raises(IndexStoreError, match="another process is building"):
             index.build(own, force=True, progress=False)
         # A fresh index keeps answering while someone else rebuilds: readers never take the lock.
-        during = Assistant(own).answer(WHY)
+        during = Assistant(own).answer(TINY_QUESTION)
         assert (during.answer, during.build) == (before.answer, before.build) and "2018" in during.answer
         # A missing index cannot be built meanwhile: the message says so.
         shutil.rmtree(own.index_dir / "builds")
         with pytest.raises(IndexStoreError, match="another process is building .*`essay-assistant index build`"):
-            Assistant(own).answer(WHY)
+            Assistant(own).answer(TINY_QUESTION)
     finally:
         holder.stdin.close()  # the holder exits and its lock goes with it
         holder.wait(timeout=60)

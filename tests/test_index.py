@@ -17,7 +17,7 @@ from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus
 from assistant.embeddings import MAX_TOKENS, get_embedder
 from assistant.errors import IndexStoreError
-from tests.helpers import FAKE_MODEL
+from tests.helpers import FAKE_MODEL, TINY_QUESTION
 
 # --- integration: the real tokenizer and model -------------------------------------------------
 
@@ -170,7 +170,7 @@ class _Boom(Exception):
 @pytest.mark.unit
 def test_a_failed_build_leaves_the_previous_index_serving(tiny_index, fake_embedder, monkeypatch):
     assistant = Assistant(tiny_index)
-    before = assistant.answer("Why did Japan ban Huawei equipment?").to_dict()
+    before = assistant.answer(TINY_QUESTION).to_dict()
     served, builds = index.served_build(tiny_index), _builds(tiny_index)
     batches = []
 
@@ -187,9 +187,9 @@ def test_a_failed_build_leaves_the_previous_index_serving(tiny_index, fake_embed
     assert [len(b) for b in batches] == [3, 5]
     assert index.served_build(tiny_index) == served and _builds(tiny_index) == builds  # nothing left behind
     assert index.status(tiny_index).state == "fresh"
-    after = assistant.answer("Why did Japan ban Huawei equipment?").to_dict()
+    after = assistant.answer(TINY_QUESTION).to_dict()
     assert (after["answer"], after["citations"]) == (before["answer"], before["citations"])
-    assert Assistant(tiny_index).answer("Why did Japan ban Huawei equipment?").answer == before["answer"]
+    assert Assistant(tiny_index).answer(TINY_QUESTION).answer == before["answer"]
 
 
 @pytest.mark.unit

@@ -18,14 +18,13 @@ from assistant import index
 from assistant.api import Assistant
 from assistant.config import REPO_ROOT
 from assistant.errors import IndexStoreError
-from tests.helpers import HUAWEI, copy_index, run_cli
+from tests.helpers import HUAWEI, TINY_QUESTION, copy_index, run_cli
 
 OLD = "In December 2018, the Japanese government"
 NEW = "In December 2019, the Japanese government"
 INSERTED = "This paragraph was added after the index was built, so every later offset moves.\n\n"
 # The same edit in the tiny corpus (tests/helpers.py TINY_ESSAY) of the unit tests.
 TINY_OLD, TINY_NEW = "Japan banned Huawei equipment in 2018.", "Japan banned Huawei equipment in 2019."
-WHY = "Why did Japan ban Huawei equipment?"
 
 
 @pytest.fixture
@@ -67,10 +66,10 @@ def _verbatim(answer, text: str) -> None:
 @pytest.mark.unit
 def test_running_assistant_rebuilds_when_the_corpus_changes(tiny_index):
     assistant = Assistant(tiny_index)
-    before = assistant.answer(WHY)
+    before = assistant.answer(TINY_QUESTION)
     assert "in 2018" in before.answer
     edited = _edit_tiny(tiny_index)
-    after = assistant.answer(WHY)
+    after = assistant.answer(TINY_QUESTION)
     _verbatim(after, edited)  # never the old text at shifted offsets
     assert "in 2019" in after.answer and "2018" not in after.answer
     old_start, new_start = (next(c.start for c in a.citations if "Huawei" in c.quote) for a in (before, after))
@@ -112,12 +111,12 @@ def test_without_auto_rebuild_it_says_to_rebuild_and_quotes_nothing(live):
 @pytest.mark.unit
 def test_touching_the_corpus_without_changing_it_keeps_the_build(tiny_index):
     assistant = Assistant(tiny_index)
-    first = assistant.answer(WHY)
+    first = assistant.answer(TINY_QUESTION)
     builds = sorted(p.name for p in (tiny_index.index_dir / "builds").iterdir())
     path = tiny_index.corpus_path
     path.write_bytes(path.read_bytes())  # new mtime, same text
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    second = assistant.answer(WHY)
+    second = assistant.answer(TINY_QUESTION)
     assert second.build == first.build and second.answer == first.answer
     assert sorted(p.name for p in (tiny_index.index_dir / "builds").iterdir()) == builds  # nothing rebuilt
 
