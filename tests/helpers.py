@@ -82,6 +82,20 @@ def run_cli(
     )
 
 
+def invoke_cli(settings: Settings, *args: str, **kwargs: object):
+    """The CLI in this process (typer's runner) with ``settings``' index folder and embedding model.
+
+    With ``fake_settings`` it answers from the fake model (registered in this process only). ``kwargs``
+    go to ``CliRunner.invoke`` (e.g. ``input``, ``env``). Returns its ``Result``.
+    """
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    options = ["--index-dir", str(settings.index_dir), "--embedding-model", settings.embedding_model]
+    return CliRunner().invoke(app, [*options, *args], **kwargs)
+
+
 def jsonl_rows(stdout: str | bytes) -> list[dict]:
     """The JSON objects of ``ask --jsonl`` output, one per line."""
     if isinstance(stdout, bytes):
