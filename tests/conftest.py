@@ -6,6 +6,8 @@ LLM servers, the CLI in subprocesses. ``unit`` (``pytest -m "not integration"``,
 the deterministic fake model of :class:`tests.helpers.FakeEmbedder`, registered for the session
 with :func:`assistant.embeddings.use_embedder`, an index of the essay built with it (``fake_settings``,
 ``fake_assistant``) and a test's own index of a 3-passage corpus (``tiny_settings``, ``tiny_index``).
+Collection fails for a test without exactly one of the two marks, or a unit test that asks for an
+integration fixture.
 """
 
 from __future__ import annotations
@@ -17,6 +19,24 @@ import pytest
 from assistant.api import Assistant
 from assistant.config import REPO_ROOT, Settings
 from tests.helpers import FAKE_MODEL, TINY_ESSAY, FakeEmbedder, copy_index, free_port, load_jsonl
+
+TIERS = {"unit", "integration"}
+# What loads the real model or serves something: never a unit test's.
+INTEGRATION_FIXTURES = {"settings", "assistant", "server", "browser", "page"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test without exactly one tier marker, or a unit test using an integration fixture."""
+    problems = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers()} & TIERS
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: marked {sorted(tiers) or 'with no tier'}; mark it unit or integration")
+        elif tiers == {"unit"} and (used := INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            problems.append(f"{item.nodeid}: a unit test using {sorted(used)}; use fake_settings / fake_assistant")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
 
 # --- integration: the real model -------------------------------------------------------------
 
