@@ -73,6 +73,14 @@ def server(assistant):
     app.close()
 
 
+@pytest.fixture(scope="module")
+def client(server):
+    """A gradio_client of the session's served app."""
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

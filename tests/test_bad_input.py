@@ -123,13 +123,6 @@ def test_jsonl_batch_answers_every_good_line(assistant):
     assert stderr.count("error: line ") == len(INVALID) + 5
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("case", "question", "message"), CASES, ids=IDS)
 def test_gradio_api_answer(client, assistant, case, question, message):

@@ -132,13 +132,6 @@ def test_cli_jsonl_batch(assistant, plain_answers):
         _same(row, plain_answers[plain])
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("case", "variant", "plain"), VARIANTS, ids=IDS)
 def test_http_api_answer(client, plain_answers, case, variant, plain):
