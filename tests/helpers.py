@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: the CLI in a subprocess, a free port, the fake embedding model."""
+"""Shared by the test modules: the CLI in a process or in-process, bounded polling, index copies, the fake model."""
 
 from __future__ import annotations
 
