@@ -30,11 +30,19 @@ _DATE = re.compile(_MONTH + r"(?: \d{1,2},)? \d{4}\b")
 _DATE_PART = re.compile(_MONTH + r"(?: \d{1,2})?$|^\d{4}$")
 _DOC_TYPES = {"press release", "fact sheet", "news release", "speech"}
 _TABLE_MENTION = re.compile(r"\b(Table|Figure) (\d+)\b")
-# A run of footnote markers right after sentence punctuation and an optional closing quote ends the
-# sentence: "…foreign policy. (1) What…", "…“in competition.” (2) They…", "…wastewater. (23)" (a glued
-# "semiconductors.(9)" too); what follows is the end of the text or anything but a lower-case word.
+# Footnote markers, as the essay writes them. Mostly a run of "(n)" right after sentence punctuation
+# and an optional closing quote, ending the sentence: "…foreign policy. (1) What…", "…“in competition.”
+# (2) They…", "…wastewater. (23)" (a glued "semiconductors.(9)" too); what follows is the end of the
+# text or anything but a lower-case word. Twice, a single "(n)" directly after the noun it sources,
+# inside a sentence: "between the three countries (7) in January 2023", "in China (22) and the".
+# A list's "(1) security and (2) growth" fits neither: its numbers open the text or follow a function word.
 _END_FOOTNOTES = re.compile(r"[.?!…][”’\"]?((?:\s*\(\d{1,2}\))++)(?!\s*[a-z])")
+_INNER_FOOTNOTE = re.compile(r"(?<=[^\W\d_]) \((\d{1,2})\)(?=\s+[a-z])")
 _MARKER = re.compile(r"\((\d{1,2})\)")
+_LIST_WORDS = frozenset(
+    "a an and are as at be been both by either for from in include includes including into is namely "
+    "nor of on or plus than the then to was were with".split()
+)
 _LETTER = re.compile(r"[^\W\d_]")
 # nupunkt splits after an abbreviation that follows an opening curly quote ("“U.S. national"), but
 # not after a straight one; it reads a copy with these mapped one-for-one, so offsets are unchanged.
@@ -200,8 +208,21 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
 
 
 def footnotes_in(text: str) -> list[int]:
-    """Footnote numbers ``(n)`` found in ``text``, in order of first appearance."""
-    return list(dict.fromkeys(int(m.group(1)) for m in _MARKER.finditer(text)))
+    """Footnote numbers in ``text``, in order of first appearance.
+
+    Only a ``(n)`` written the way the essay writes its footnotes counts: in a run right after
+    sentence punctuation (and an optional closing quote) that ends a sentence, or directly after a
+    content word inside one ("the three countries (7) in January"). Enumerations such as
+    "(1) security and (2) growth" are not footnotes.
+    """
+    found: list[tuple[int, int]] = []
+    for run_start, run_end in _footnote_runs(text):
+        found += [(m.start(), int(m.group(1))) for m in _MARKER.finditer(text, run_start, run_end)]
+    for match in _INNER_FOOTNOTE.finditer(text):
+        word = re.search(r"[^\W\d_]+$", text[: match.start()])
+        if word and word.group(0).lower() not in _LIST_WORDS:
+            found.append((match.start(), int(match.group(1))))
+    return list(dict.fromkeys(number for _, number in sorted(found)))
 
 
 def parse_reference(number: int, text: str, start: int) -> Reference:

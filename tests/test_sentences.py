@@ -1,4 +1,4 @@
-"""The sentence splitter: nupunkt, adjusted for footnote markers."""
+"""The sentence splitter (nupunkt, adjusted for footnote markers) and footnote recognition."""
 
 import re
 import subprocess
@@ -111,6 +111,29 @@ def test_offsets_are_shifted_and_whitespace_trimmed():
     spans = split_sentences(text, offset=100)
     assert [(s.start - 100, s.end - 100) for s in spans] == [(2, 16), (18, 29)]
     assert split_sentences("   \n") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("These challenges called for a rethinking of U.S. policy. (1) What exactly did Sullivan mean?", [1]),
+        ("The two countries are “in competition.” (2)", [2]),
+        ("Japan banned semiconductors.(9) Then it waited.", [9]),
+        ("Two sources back this. (7) (8)", [7, 8]),
+        ("After meetings between the three countries (7) in January 2023, they agreed.", [7]),
+        ("A Japanese school in China (22) and the shrine in Tokyo were attacked. (23)", [22, 23]),
+        ("Did they agree? (4) Yes.", [4]),
+        # Not the essay's footnote pattern: enumerations and a number that a lower-case word continues.
+        ("(1) security and (2) growth", []),
+        ("Our aims are (1) security and (2) growth.", []),
+        ("Two aims: (1) security, (2) growth.", []),
+        ("Two aims. (1) security and (2) growth.", []),
+        ("Plans include (3) new fabs.", []),
+        ("A figure (12)", []),
+    ],
+)
+def test_footnotes_only_where_the_essay_pattern_holds(text, expected):
+    assert footnotes_in(text) == expected
 
 
 def test_essay_sentences_cover_every_character_and_own_every_marker_once(corpus):
