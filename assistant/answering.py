@@ -832,15 +832,20 @@ class ExtractiveAnswerer:
         """A note when the quoted sentences give another year or country than the question names.
 
         "What did Japan do in December 2017?" quoted with the December 2018 ban: "The quoted
-        sentences give 2018, not 2017:". Empty when they agree (or name no year or country).
+        sentences give 2018, not 2017:" (the year is read from the quoted sentences that name the
+        countries the question names, when there are any). Empty when they agree (or name no year
+        or country).
         """
-        text = " ".join(self._text(s) for s in sentences)
+        countries = self.reranker.country_names
+        asked = {n for n, ts in countries.items() if ts <= set(question.terms)}
+        # The year is checked on the sentences about the country asked about, when any is quoted:
+        # "What did Japan do in December 2017?" is not answered by the U.S. step of December 2017.
+        about = [s for s in sentences if all(countries[n] <= s.terms for n in asked)] if asked else []
+        text = " ".join(self._text(s) for s in about or sentences)
         asked_years = set(_YEAR.findall(question.text))
         quoted_years = list(dict.fromkeys(_YEAR.findall(text)))
         if asked_years and quoted_years and not asked_years & set(quoted_years):
             return f"The quoted sentences give {', '.join(quoted_years)}, not {', '.join(sorted(asked_years))}:"
-        countries = self.reranker.country_names
-        asked = {n for n, ts in countries.items() if ts <= set(question.terms)}
         have = set().union(*(s.terms for s in sentences)) if sentences else set()
         quoted = [n for n, ts in countries.items() if ts <= have]
         if asked and quoted and not asked & set(quoted):

@@ -101,7 +101,7 @@ def test_a_name_the_essay_never_mentions_is_named(assistant):
 def test_a_year_or_country_the_quotes_contradict_is_said(assistant):
     year = assistant.answer("What did Japan do in December 2017?")
     assert year.answer.startswith("The quoted sentences give 2018, not 2017:")
-    assert "December 2018" in year.citations[0].quote
+    assert any("December 2018" in c.quote and "Japan" in c.quote for c in year.citations)
     agrees = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
     assert agrees.answer.startswith("In December 2018")
 
