@@ -364,8 +364,9 @@ class SentenceReranker:
 
     def coverage(self, wanted: set[str] | tuple[str, ...], have: frozenset[str]) -> float:
         """IDF-weighted share (0..1) of the ``wanted`` terms found in ``have``."""
-        total = sum(self._weight(t) for t in wanted)
-        return sum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
+        # fsum: exact whatever the order a set iterates in (the hash seed), so scores never tie-break by chance.
+        total = math.fsum(self._weight(t) for t in wanted)
+        return math.fsum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
 
     def question_terms(self, question: QuestionProfile) -> set[str]:
         return set(question.terms)
@@ -568,7 +569,7 @@ class SentenceReranker:
         for sentence in scored:
             best[sentence.passage.id] = max(best.get(sentence.passage.id, 0.0), sentence.score)
         by_id = {r.passage.id: r for r in retrieved}
-        for pid in (best.keys() | cited) - by_id.keys():
+        for pid in sorted((best.keys() | cited) - by_id.keys()):  # sorted: ties keep one order whatever the hash seed
             by_id[pid] = RetrievedPassage(self.index.passages[pid], 0.0, None, None)
         top = max(best.values(), default=0.0)
         best |= {pid: top for pid in cited}
