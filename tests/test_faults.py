@@ -24,6 +24,7 @@ import pytest
 from assistant import index
 from assistant.api import Assistant
 from assistant.errors import IndexStoreError
+from assistant.index import store
 from tests.helpers import HUAWEI, TINY_QUESTION, run_cli, wait_for
 
 QUESTIONS = [HUAWEI, "Who wrote the essay?", "Why does Japan avoid naming China in its export controls?"]
@@ -218,7 +219,7 @@ def test_rebuilds_while_serving_never_fail_a_question(own_index):
     assert len(open_files) - fds_before < 10
     # The first build was kept while a reader still held it, and goes once released.
     assert (builds / first_build / "manifest.json").is_file()
-    index._remove_old_builds(builds, keep={final, index._previous_name(own.index_dir)})
+    store.remove_old_builds(builds, keep={final, store.previous_name(own.index_dir)})
     assert not (builds / first_build).exists()
 
 

@@ -196,15 +196,15 @@ def test_killed_rebuild_leaves_old_index_serving(tiny_index):
     """A builder that dies (os._exit, no clean-up) after writing its build, before the swap."""
     served = index.current_build(tiny_index.index_dir)
     script = (
-        "import os, assistant.index as ix\n"
+        "import os, assistant.index.builder as builder\n"
         "from assistant.config import Settings\n"
         "from assistant.embeddings import use_embedder\n"
         "from tests.helpers import FAKE_MODEL, FakeEmbedder\n"
         f"s = Settings(index_dir={str(tiny_index.index_dir)!r}, corpus_dir={str(tiny_index.corpus_dir)!r}, "
         "embedding_model=FAKE_MODEL)\n"
-        "ix._swap_current = lambda *a: os._exit(9)  # die after writing, before the swap\n"
+        "builder.swap_current = lambda *a: os._exit(9)  # die after writing, before the swap\n"
         "with use_embedder(FAKE_MODEL, FakeEmbedder()):\n"
-        "    ix.build(s, force=True, progress=False)\n"
+        "    builder.build(s, force=True, progress=False)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)

@@ -1,0 +1,188 @@
+"""Building the index: chunk the essay, embed every passage and sentence, swap the build in.
+
+A build is written into a new folder (``builds/.tmp-<name>``), renamed to ``builds/<name>``
+when complete, and becomes visible only when ``CURRENT`` is replaced, so a crash mid-build
+leaves the previous build serving and a rebuild never duplicates passages. A file lock
+(``.lock``) serialises builders across processes. With ``Settings.chroma_url`` set, the build
+is written to new collections on the Chroma server and its pointer is swapped instead (see
+:mod:`assistant.chroma_server`); the lock file still serialises builds started on this machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from assistant import chroma_server
+from assistant.chunking import chunk_corpus
+from assistant.config import Settings
+from assistant.corpus import load_corpus
+from assistant.embeddings import get_embedder
+from assistant.errors import IndexStoreError
+from assistant.index.manifest import IndexStatus, expected_manifest, package_version, status
+from assistant.index.store import (
+    PASSAGES,
+    READERS,
+    SENTENCES,
+    chroma_store,
+    close_store,
+    previous_name,
+    remove_old_builds,
+    server_store,
+    swap_current,
+)
+from assistant.lexicon import Lexicon
+
+if TYPE_CHECKING:
+    from langchain_chroma import Chroma
+
+log = logging.getLogger(__name__)
+
+_BATCH = 32
+
+
+def _lock(settings: Settings):
+    from filelock import FileLock
+
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(settings.index_dir / ".lock"), timeout=settings.rebuild_lock_timeout_s)
+
+
+def build(settings: Settings, *, force: bool = False, progress: bool = True) -> IndexStatus:
+    """Build the index unless it is fresh (``force=True`` always rebuilds).
+
+    The new build is written to its own folder (or collections, on a Chroma server) and
+    swapped in atomically; builds older than the previous one are deleted unless a reader
+    still uses them.
+
+    Raises:
+        IndexStoreError: If another process holds the build lock longer than
+            ``rebuild_lock_timeout_s`` or the index folder is not writable.
+        CorpusError, ModelError: If the corpus or model is missing.
+
+    """
+    from filelock import Timeout
+
+    try:
+        with _lock(settings):
+            current = status(settings)
+            if current.state == "fresh" and not force:
+                log.info("index is fresh (%s passages); nothing to do", current.manifest.get("passage_count"))
+                return current
+            if settings.chroma_url:
+                return _build_server_locked(settings, progress=progress)
+            return _build_locked(settings, progress=progress)
+    except Timeout:
+        raise IndexStoreError(
+            f"another process is building the index in {settings.index_dir} (it holds "
+            f"{settings.index_dir / '.lock'}); wait for it to finish, then run `essay-assistant index build`"
+        ) from None
+    except OSError as exc:
+        if not isinstance(exc, PermissionError) and exc.errno not in (errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            raise
+        raise IndexStoreError(
+            f"cannot write the index in {settings.index_dir} ({exc.strerror or exc}); "
+            "set ASSISTANT_INDEX_DIR (or --index-dir) to a writable folder"
+        ) from exc
+
+
+def _new_build_name() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ").lower() + f"-{os.getpid()}"
+
+
+def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress: bool) -> dict[str, Any]:
+    """Embed and write every passage and sentence; return the manifest (without ``build_s``)."""
+    from tqdm.auto import tqdm
+
+    corpus = load_corpus(settings.corpus_path)
+    embedder = get_embedder(settings)
+    passages = chunk_corpus(corpus, embedder.count_tokens, settings.chunk_tokens)
+    sentences = [(p, s) for p in passages for s in p.sentences]
+    bar = tqdm(total=len(passages) + len(sentences), desc="Embedding", unit="text", disable=not progress)
+    for i in range(0, len(passages), _BATCH):
+        batch = passages[i : i + _BATCH]
+        store.add_texts([p.text for p in batch], [p.metadata() for p in batch], ids=[p.id for p in batch])
+        bar.update(len(batch))
+    for i in range(0, len(sentences), _BATCH):
+        batch = sentences[i : i + _BATCH]
+        sentence_store.add_texts(
+            [corpus.text[s.start : s.end] for _, s in batch],
+            [{"passage_id": p.id, "start": s.start, "end": s.end} for p, s in batch],
+            ids=[f"{p.id}@{s.start}" for p, s in batch],
+        )
+        bar.update(len(batch))
+    bar.close()
+    return expected_manifest(settings, embedder, corpus.sha256) | {
+        "model_modules": embedder.identity["modules"],
+        "dimension": embedder.dimension,
+        "passage_count": len(passages),
+        "sentence_count": len(sentences),
+        "lexicon": Lexicon.from_corpus(corpus.text).to_dict(),
+        "package_version": package_version(),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _build_locked(settings: Settings, *, progress: bool) -> IndexStatus:
+    started = time.perf_counter()
+    embedder = get_embedder(settings)
+    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
+    name = _new_build_name()
+    builds = settings.index_dir / "builds"
+    staging = builds / f".tmp-{name}"
+    staging.mkdir(parents=True)
+    try:
+        (staging / READERS).touch()
+        store = chroma_store(staging, PASSAGES, embedder)
+        sentence_store = chroma_store(staging, SENTENCES, embedder)
+        manifest = _fill(settings, store, sentence_store, progress=progress)
+        manifest["build_s"] = round(time.perf_counter() - started, 2)
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        close_store(store)
+        close_store(sentence_store)
+        final = builds / name
+        staging.rename(final)
+        swap_current(settings.index_dir, name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    remove_old_builds(builds, keep={name, previous_name(settings.index_dir)})
+    log.info(
+        "index built: %d passages, %d sentences in %.1f s",
+        manifest["passage_count"],
+        manifest["sentence_count"],
+        manifest["build_s"],
+    )
+    return IndexStatus("fresh", [], final, manifest, name, str(final))
+
+
+def _build_server_locked(settings: Settings, *, progress: bool) -> IndexStatus:
+    """Build into new collections on the Chroma server, then swap the pointer."""
+    started = time.perf_counter()
+    embedder = get_embedder(settings)
+    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
+    name = _new_build_name()
+    try:
+        store = server_store(settings, name, PASSAGES, embedder)
+        sentence_store = server_store(settings, name, SENTENCES, embedder)
+        manifest = _fill(settings, store, sentence_store, progress=progress)
+        manifest["build_s"] = round(time.perf_counter() - started, 2)
+        previous = chroma_server.read_pointer(settings)["current"]
+        chroma_server.write_pointer(settings, name, previous, manifest)
+    except BaseException:
+        chroma_server.delete_build(settings, name)
+        raise
+    # Names sort by creation time: delete only builds older than the previous one, never one
+    # that a builder on another machine may still be writing.
+    for old in chroma_server.builds(settings):
+        if previous and old < previous:
+            chroma_server.delete_build(settings, old)
+    location = f"{chroma_server.describe(settings)}, build {name}"
+    log.info("index built on %s in %.1f s", location, manifest["build_s"])
+    return IndexStatus("fresh", [], None, manifest, name, location)
