@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         description=(
             "What runs the model: 'numpy' (assistant/encoder.py: same weights and vectors, no torch import, "
             "for BERT mean-pooling models such as the bundled one), 'sentence-transformers' (torch), or "
-            "'auto' (numpy when the model qualifies, else sentence-transformers)."
+            "'auto' (numpy when the model qualifies, else sentence-transformers). Applies to questions: index "
+            "builds always embed through sentence-transformers."
         ),
     )
     embedding_threads: int = Field(

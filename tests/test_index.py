@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from assistant import index
@@ -15,7 +16,7 @@ from assistant.api import Assistant
 from assistant.chunking import chunk_corpus
 from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus
-from assistant.embeddings import MAX_TOKENS, get_embedder
+from assistant.embeddings import MAX_TOKENS, get_build_embedder, get_embedder
 from assistant.errors import IndexStoreError
 from tests.helpers import FAKE_MODEL, TINY_QUESTION
 
@@ -55,6 +56,25 @@ def test_ids_are_deterministic(settings, passages):
     again = chunk_corpus(load_corpus(settings.corpus_path), get_embedder(settings).count_tokens, settings.chunk_tokens)
     assert [p.id for p in again] == [p.id for p in passages]
     assert len({p.id for p in passages}) == len(passages)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_build_and_question_encoders_give_the_same_vectors(settings, passages):
+    """Builds embed through sentence-transformers, questions through the NumPy encoder: the same vectors."""
+    questions, builds = get_embedder(settings), get_build_embedder(settings)
+    assert questions.uses_numpy and not builds.uses_numpy
+    # One model folder, so the manifest's model identity names the vectors of both.
+    assert builds.model_dir == questions.model_dir and builds.identity == questions.identity
+    text = load_corpus(settings.corpus_path).text
+    texts = [p.text for p in passages] + [text[s.start : s.end] for p in passages for s in p.sentences]
+    texts.append(text)  # the whole essay: far past max_seq_length, so both must truncate alike
+    assert questions.count_tokens(text) > MAX_TOKENS
+    a, b = questions.encode(texts), builds.encode(texts)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.99999
 
 
 @pytest.mark.integration

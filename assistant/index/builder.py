@@ -6,6 +6,9 @@ leaves the previous build serving and a rebuild never duplicates passages. A fil
 (``.lock``) serialises builders across processes. With ``Settings.chroma_url`` set, the build
 is written to new collections on the Chroma server and its pointer is swapped instead (see
 :mod:`assistant.chroma_server`); the lock file still serialises builds started on this machine.
+
+Texts are embedded through sentence-transformers (:func:`assistant.embeddings.get_build_embedder`)
+whatever runs the questions; the NumPy query encoder gives the same vectors.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from assistant import chroma_server
 from assistant.chunking import chunk_corpus
 from assistant.config import Settings
 from assistant.corpus import load_corpus
-from assistant.embeddings import get_embedder
+from assistant.embeddings import get_build_embedder, get_embedder
 from assistant.errors import IndexStoreError
 from assistant.index.manifest import IndexStatus, expected_manifest, package_version, status
 from assistant.index.store import (
@@ -92,6 +95,17 @@ def build(settings: Settings, *, force: bool = False, progress: bool = True) -> 
         ) from exc
 
 
+def _load_embedders(settings: Settings):
+    """Load the model for questions and for the build: one that cannot run fails before anything is written.
+
+    Returns the build's :class:`~assistant.embeddings.Embedder` (sentence-transformers).
+    """
+    get_embedder(settings).dimension  # noqa: B018 - an index that no question could search is not built
+    embedder = get_build_embedder(settings)
+    embedder.dimension  # noqa: B018
+    return embedder
+
+
 def _new_build_name() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ").lower() + f"-{os.getpid()}"
 
@@ -101,7 +115,7 @@ def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress
     from tqdm.auto import tqdm
 
     corpus = load_corpus(settings.corpus_path)
-    embedder = get_embedder(settings)
+    embedder = get_build_embedder(settings)
     passages = chunk_corpus(corpus, embedder.count_tokens, settings.chunk_tokens)
     sentences = [(p, s) for p in passages for s in p.sentences]
     bar = tqdm(total=len(passages) + len(sentences), desc="Embedding", unit="text", disable=not progress)
@@ -131,8 +145,7 @@ def _fill(settings: Settings, store: Chroma, sentence_store: Chroma, *, progress
 
 def _build_locked(settings: Settings, *, progress: bool) -> IndexStatus:
     started = time.perf_counter()
-    embedder = get_embedder(settings)
-    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
+    embedder = _load_embedders(settings)
     name = _new_build_name()
     builds = settings.index_dir / "builds"
     staging = builds / f".tmp-{name}"
@@ -165,8 +178,7 @@ def _build_locked(settings: Settings, *, progress: bool) -> IndexStatus:
 def _build_server_locked(settings: Settings, *, progress: bool) -> IndexStatus:
     """Build into new collections on the Chroma server, then swap the pointer."""
     started = time.perf_counter()
-    embedder = get_embedder(settings)
-    embedder.dimension  # noqa: B018 - loads the model: one that cannot run fails before anything is written
+    embedder = _load_embedders(settings)
     name = _new_build_name()
     try:
         store = server_store(settings, name, PASSAGES, embedder)
