@@ -34,6 +34,7 @@ See docs/llm.md.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -92,11 +93,15 @@ _NEGATION = frozenset(
     declining reject rejected rejecting fail failed fails failing lack lacked lacking missing absent deny denied
     denies avoid avoided avoids cannot unwilling mistake mistaken""".split()
 ) | {"n't"}
-_QUANTIFIERS = frozenset(
-    stem(w)
-    for w in """all every always entire entirely whole completely sole solely universally any
-    invariably inevitably totally""".split()
-)
+# Universal quantifiers, by what they generalise over: a claim's must be matched by one of the same
+# kind in the passage ("every executive branch" by "all executive branches"), not by any.
+_QUANTIFIER_KINDS = {
+    "members": "all every each any entire whole universally",
+    "degree": "entirely completely totally wholly fully",
+    "time": "always invariably inevitably forever",
+    "exclusive": "sole solely exclusively",
+}
+_QUANTIFIERS = {stem(w): kind for kind, words in _QUANTIFIER_KINDS.items() for w in words.split()}
 _TOKEN = re.compile(r"[A-Za-z][\w’']*|\d[\d,.]*\d|\d|n[’']t")
 _BREAK = re.compile(r"[,;:()“”\"—–]")
 _TOKEN_OR_BREAK = re.compile(_TOKEN.pattern + "|" + _BREAK.pattern)
@@ -110,12 +115,24 @@ _YEAR_WORDS = re.compile(
 _NOT_NEGATION = re.compile(
     r"\b(?:not (?:to mention|only|just|least)|at all|no doubt|no less|not without|never fail\w*|not un(?=\w))\b", re.I
 )
+# A contrast denies one side to assert the other: not the negation of the claim, but it must agree too.
+_CONTRAST_NOT = r"\bnot\b(?=[^.;]{1,80}?,?\s+but\b)"
+_CONTRAST = re.compile(r"\brather than\b|\binstead of\b|" + _CONTRAST_NOT, re.I)
+# Words that point back to something named earlier: only then do earlier sentences' names count.
+_ANAPHOR = re.compile(
+    r"\b(?:he|she|they|him|his|her|its|their|them|it|this|these|such|the latter|the former|both|the two|"
+    r"each other|the (?:country|countries|company|government|nation|minister|administration|directive|move)s?)\b",
+    re.I,
+)
+NAME_PARTS = True  # mechanism switch (ablation): a person's given name also names them by family name
+ANAPHORA = True  # mechanism switch (ablation): earlier sentences' names count only for a sentence that refers back
 _HEDGES = frozenset(stem(w) for w in "reportedly allegedly apparently seemingly purportedly".split())
 # Words whose swap reverses a claim ("before" the United States, where the essay says "after").
 _OPPOSITES = (("before", "after"), ("after", "before"), ("earlier", "later"), ("later", "earlier"))
+_POSSESSIVE = re.compile(r"(?:['’]s|s['’])$")
 _ABBREVIATION = re.compile(r"^[A-Z][A-Z&]{0,4}s?$")
 # "America" (and "US", "U.S.") reach the lexicon as "United States".
-_EXTRA_ALIASES = {"America": "United States", "US": "United States", "USA": "United States"}
+_EXTRA_ALIASES = {"America": "United States", "US": "United States", "USA": "United States", "Sino": "China"}
 # Capitalised words that start a sentence without naming anything.
 _OPENERS = STOPWORDS | frozenset(
     """although though however instead yet still rather therefore thus hence moreover indeed finally
@@ -177,6 +194,11 @@ def _same_name(entity: tuple[str, ...], names: list[tuple[str, ...]]) -> bool:
     return False
 
 
+def _named(word: str, words: frozenset[str]) -> bool:
+    """Whether ``word`` (a stem) is among ``words``, also as a demonym of it ("asian" for "asia")."""
+    return word in words or (len(word) > 4 and word.endswith("n") and word[:-1] in words)
+
+
 def _number_context(text: str, numbers: frozenset[str], read: Any) -> tuple[tuple[str, frozenset[str]], ...]:
     """Each number/month of ``text`` with the content terms of the four words either side of it."""
     if not numbers:
@@ -229,7 +251,8 @@ class Reading:
         words: Stems of every word (stopwords too), aliases applied: where entities are looked up.
         numbers: Digits and month names (:func:`numbers_in`).
         entities: The capitalised names, each as the stems of its words, in order of appearance.
-        negated: Whether it holds a negation cue.
+        negated: Whether it holds a negation cue (a contrast's "not" aside).
+        contrast: Whether it sets one thing against another ("rather than", "instead of", "not X but Y").
         quantifiers: Its universal quantifiers, stemmed.
         hedges: Its hedging adverbs ("reportedly", …).
         places: Countries it puts something "in" ("in Japan").
@@ -242,6 +265,7 @@ class Reading:
     numbers: frozenset[str]
     entities: tuple[tuple[str, ...], ...]
     negated: bool
+    contrast: bool
     quantifiers: frozenset[str]
     hedges: frozenset[str]
     places: frozenset[str]
@@ -397,6 +421,31 @@ class CitationChecker:
         return frozenset(found)
 
     @cached_property
+    def _name_parts(self) -> dict[str, str]:
+        """A person's given and family names, each to the other ("Ian" -> "Wong"), stemmed.
+
+        From the essay's two-word names of which one word also stands alone as a name ("Ian Wong",
+        "Ian is …"), when the corpus never writes either word beside another name (a title such as
+        "Minister" is: "Minister Kishida", "Minister Yoko …"); no word of the lexicon's countries.
+        """
+        text = " ".join(p.text for p in self.index.passages.values() if p.kind == "essay")
+        alone = Counter(re.findall(r"(?<![A-Z][\w’'-]) ([A-Z][a-z]+)\b(?! [A-Z])", text))
+        beside: dict[str, set[str]] = {}
+        for a, b in re.findall(r"(?=\b([A-Z][\w’'-]*) ([A-Z][\w’'-]*))", self.corpus.text):
+            beside.setdefault(a, set()).add(b)
+            beside.setdefault(b, set()).add(a)
+        countries = {stem(w) for name in self.reranker.lexicon.aliases.values() for w in name.split()}
+        parts: dict[str, str] = {}
+        for first, last in re.findall(r"(?<![A-Z][\w’'-] )\b([A-Z][a-z]+) ([A-Z][a-z]+)\b(?! [A-Z])", text):
+            pair = (stem(first), stem(last))
+            only = beside[first] == {last} and beside[last] == {first}
+            common = {first.lower(), last.lower()} & (_OPENERS | _MONTHS)
+            if only and (alone[first] or alone[last]) and not common and not set(pair) & countries:
+                parts.setdefault(pair[0], pair[1])
+                parts.setdefault(pair[1], pair[0])
+        return parts
+
+    @cached_property
     def _corpus_words(self) -> frozenset[str]:
         return frozenset(re.findall(r"[a-z0-9]+", self.corpus.text.lower()))
 
@@ -407,9 +456,17 @@ class CitationChecker:
         bare = token.lower().rstrip("s") if token[-1] == "s" and len(token) > 2 else token.lower()
         return len(bare) == 1 or "&" in token or bare in self._corpus_words or token[-1] == "s"
 
+    @cached_property
+    def _plural_aliases(self) -> re.Pattern[str] | None:
+        """Plural demonyms ("Americans", "Americans'") of the lexicon's one-word aliases ("American")."""
+        words = [a for a in self.reranker.lexicon.aliases if " " not in a and a.isalpha() and not a.endswith("s")]
+        return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")s\b['’]?") if words else None
+
     def _normalise(self, text: str) -> str:
         for alias, name in _EXTRA_ALIASES.items():
             text = re.sub(rf"\b{re.escape(alias)}\b(?!\.)", name, text)
+        if self._plural_aliases is not None:
+            text = self._plural_aliases.sub(lambda m: m.group(1), text)
         return self.reranker.lexicon.normalise(text)
 
     def read(self, text: str) -> Reading:
@@ -440,7 +497,7 @@ class CitationChecker:
                 entities[-1] = (*entities[-1], stems[i])
             else:
                 entities.append((stems[i],))
-            joined = True
+            joined = not _POSSESSIVE.search(token)  # an owner is a name of its own ("Japan's Minister of …")
         numbers = numbers_in(text)
         return Reading(
             number_context=_number_context(text, numbers, self.reranker.terms),
@@ -449,8 +506,9 @@ class CitationChecker:
             | frozenset(t.lower() for t in tokens if not _BREAK.fullmatch(t)),
             numbers=numbers,
             entities=tuple(dict.fromkeys(entities)),
-            negated=any(s in _NEGATION for s in stems)
-            or bool(re.search(r"n[’']t\b|\brather than\b|\binstead of\b", plain)),
+            negated=any(stem(t) in _NEGATION for t in _TOKEN.findall(_CONTRAST.sub(" ", plain)))
+            or bool(re.search(r"n[’']t\b", _CONTRAST.sub(" ", plain))),
+            contrast=bool(_CONTRAST.search(plain)),
             quantifiers=frozenset(s for s in stems if s in _QUANTIFIERS),
             hedges=frozenset(s for s in stems if s in _HEDGES),
             places=frozenset(
@@ -465,10 +523,15 @@ class CitationChecker:
         if row not in self._rows:
             span = self.index.sentence_spans[row]
             text = self.corpus.text[span.start : span.end]
-            clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", text) if c]
+            # A contrast's "not" ("not by X, but of Y") negates nothing in the clause it is split from.
+            unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I)
+            clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
             # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
             clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
             reading = self.read(text)
+            if NAME_PARTS:  # "Ian" also names Ian Wong
+                more = {self._name_parts[w] for w in reading.words if w in self._name_parts}
+                reading = replace(reading, words=reading.words | more)
             passage = self.index.passages[self.index.sentence_ids[row]]
             if passage.kind == "reference":  # a reference entry states its own number ("reference 10")
                 reading = replace(reading, numbers=reading.numbers | {str(passage.paragraph)})
@@ -477,15 +540,22 @@ class CitationChecker:
 
     @cached_property
     def _context(self) -> list[tuple[frozenset[str], tuple[tuple[str, ...], ...]]]:
-        """Per corpus sentence, the words and names of the sentences before it in its paragraph ("he", "it")."""
+        """Per corpus sentence, the words and names of the sentences before it in its paragraph ("he", "it").
+
+        Only for a sentence that refers back (:data:`_ANAPHOR`): otherwise a name from earlier in the
+        paragraph would let a claim give one actor's deed to another.
+        """
         ids = self.index.sentence_ids
         out = []
         for row, pid in enumerate(ids):
             passage = self.index.passages[pid]
+            span = self.index.sentence_spans[row]
+            refers = not ANAPHORA or bool(_ANAPHOR.search(self.corpus.text[span.start : span.end]))
             before = [
                 self._row(r)[0]
                 for r in range(max(0, row - 6), row)
-                if self.index.passages[ids[r]].kind == passage.kind == "essay"
+                if refers
+                and self.index.passages[ids[r]].kind == passage.kind == "essay"
                 and self.index.passages[ids[r]].paragraph == passage.paragraph
             ]
             out.append((frozenset().union(*(b.words for b in before)), tuple(e for b in before for e in b.entities)))
@@ -519,7 +589,7 @@ class CitationChecker:
                     return f"its {number} belongs to another statement"
         context = words.union(*(self._context[r][0] for r in rows))
         names = [e for r, _ in readings for e in r.entities] + [e for r in rows for e in self._context[r][1]]
-        absent = [" ".join(e) for e in claim.entities if any(w not in context for w in e if w != "of")]
+        absent = [" ".join(e) for e in claim.entities if any(not _named(w, context) for w in e if w != "of")]
         if absent:
             return f"does not name {', '.join(absent)}"
         for entity in claim.entities:
@@ -533,6 +603,8 @@ class CitationChecker:
             return f"says {opposite[0][0]} where the passage says {opposite[0][1]}"
         clauses = [c for _, cs in readings for c in cs]
         closest = max(clauses, key=lambda c: self.coverage(set(claim.terms), c.terms))
+        if claim.contrast != any(r.contrast for r, _ in readings):
+            return "contrast differs" + (" (the passage sets nothing against it)" if claim.contrast else "")
         if claim.negated != closest.negated:
             return "negation differs" + (" (the passage affirms it)" if claim.negated else " (the passage negates it)")
         shared = {e[-1] for e in claim.entities}
@@ -543,7 +615,8 @@ class CitationChecker:
         hedges = closest.hedges - claim.hedges
         if hedges and not claim.hedges:
             return f"drops the passage's {', '.join(sorted(hedges))}"
-        quantifiers = claim.quantifiers - frozenset().union(*(r.quantifiers for r, _ in readings))
+        kinds = {_QUANTIFIERS[q] for r, _ in readings for q in r.quantifiers}
+        quantifiers = {q for q in claim.quantifiers if _QUANTIFIERS[q] not in kinds}
         if claim.negated:
             quantifiers -= {"ani"}
         if quantifiers:
