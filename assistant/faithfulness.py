@@ -194,10 +194,34 @@ def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"chosen": best, "table": table}
 
 
+def ablate(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Figures with every mechanism of :data:`assistant.verification.MECHANISMS` on, then without each.
+
+    Only aggregate figures per split (correct and wrong kept), so the frozen test split can take part.
+    """
+    import assistant.verification as verification
+
+    def run() -> dict[str, Any]:
+        out = {}
+        for split, items in splits.items():
+            f = figures(score_items(items)[0])
+            out[split] = {k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")}
+        return out
+
+    report = {"all on": run()}
+    for name in verification.MECHANISMS:
+        setattr(verification, name, False)
+        try:
+            report[f"without {name}"] = run()
+        finally:
+            setattr(verification, name, True)
+    return report
+
+
 def main() -> None:
-    """Command line: ``eval`` (figures per split) or ``calibrate`` (on tune only)."""
+    """Command line: ``eval`` (figures per split), ``calibrate`` (on tune only) or ``ablate``."""
     parser = argparse.ArgumentParser(prog="python -m assistant.faithfulness")
-    parser.add_argument("command", choices=["eval", "calibrate"])
+    parser.add_argument("command", choices=["eval", "calibrate", "ablate"])
     parser.add_argument("--split", choices=["tune", "test"], action="append", help="Default: both (eval).")
     parser.add_argument("--ref", help="Evaluate assistant/verification.py as of this git commit (the 'before').")
     parser.add_argument("--whole", action="store_true", help="Give the checker whole cited passages.")
@@ -211,6 +235,14 @@ def main() -> None:
             args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return
     check_frozen()
+    if args.command == "ablate":
+        splits = {s: load(TUNE_PATH if s == "tune" else TEST_PATH) for s in args.split or ["tune", "test"]}
+        report = ablate(splits)
+        for name, row in report.items():
+            print(f"{name:<24}", json.dumps(row))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        return
     report = {}
     for split in args.split or ["tune", "test"]:
         scored, times = score_items(load(TUNE_PATH if split == "tune" else TEST_PATH), ref=args.ref, whole=args.whole)

@@ -26,9 +26,12 @@ For each sentence the LLM wrote:
 
 Where the numbers come from: ``support_threshold`` and :data:`PAIR_PENALTY` were chosen by
 ``python -m assistant.faithfulness calibrate`` on ``tests/data/faithfulness_tune.jsonl`` (the
-most correct sentences kept while at most 2.5 % of wrong ones are: 0.49 and 0); :data:`SIMILARITY_WEIGHT` is
-the equal weighting of the first checker (not tuned); the agreement checks have no thresholds.
-See docs/llm.md.
+most correct sentences kept while at most 2.5 % of wrong ones are: 0.45 and 0); :data:`SIMILARITY_WEIGHT` is
+the equal weighting of the first checker (not tuned); the agreement checks have no thresholds
+(:data:`ROLE_GAP` is a reading limit, not tuned).
+
+Each agreement mechanism added after the first calibration can be switched off (:data:`MECHANISMS`);
+``python -m assistant.faithfulness ablate`` reports the figures without each. See docs/llm.md.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ _MONTHS = frozenset("january february march april may june july august september
 _CLAUSE_BREAK = re.compile(
     r"\s*;\s*|,\s+(?=(?:and|but|while|whereas|although|though|yet|so|thus|which|who|whereby)\s)|"
     r"\s+(?=(?:because|due to|as a result of|in order to|so that|leading to|which led)\s)"
+)
+# A cause or purpose given mid-sentence is a claim of its own (with CAUSES).
+_CAUSE_BREAK = re.compile(
+    r",?\s+(?=(?:in response to|in retaliation for|prompted by|driven by|motivated by|in exchange for|"
+    r"under pressure from|in a bid to|to avoid|to counter|out of (?:fear|concern)|prompting|fearing)\s)"
 )
 # A leading subordinate clause ("Because …, ", "Following …, ", "To …, ") is a claim of its own.
 _LEADING_CLAUSE = re.compile(
@@ -124,9 +132,53 @@ _ANAPHOR = re.compile(
     r"each other|the (?:country|countries|company|government|nation|minister|administration|directive|move)s?)\b",
     re.I,
 )
+ABBREVIATIONS = True  # mechanism switch (ablation): an abbreviation is a name (the passage's words or initials)
+# A run of capitalised words, with "of", "and", "the", "for", commas and hyphens inside it.
+_NAME_RUN = re.compile(r"[A-Z][\w’']*(?:(?:,\s+|\s+|-)(?:(?:of|and|the|for)\s+)*[A-Z][\w’']*)*")
+SUBSTITUTES = True  # mechanism switch (ablation): an earlier sentence's name cannot replace one the passage gives
 NAME_PARTS = True  # mechanism switch (ablation): a person's given name also names them by family name
 ANAPHORA = True  # mechanism switch (ablation): earlier sentences' names count only for a sentence that refers back
 _HEDGES = frozenset(stem(w) for w in "reportedly allegedly apparently seemingly purportedly".split())
+# Degree hedges: a claim that drops the passage's ("largely framed" -> "framed") overgeneralises; any
+# of them (or of :data:`_HEDGES`) in the claim keeps the hedge.
+_DEGREE = re.compile(
+    r"\b(?:largely|broadly|mostly|mainly|partly|partially|in practice|on the surface|nearly|almost|generally|"
+    r"somewhat|fairly|relatively)\b",
+    re.I,
+)
+HEDGE_DEGREE = True  # mechanism switch (ablation): degree hedges count as hedges
+# A claim that gives a cause or purpose needs a passage that gives one.
+_CAUSAL_CLAIM = re.compile(
+    r"\b(?:because|due to|as a result of|in response to|in retaliation|prompted by|prompting|in exchange for|"
+    r"under pressure|driven by|motivated by|to avoid|to counter|in a bid to|in order to|so as to|out of (?:fear|concern))\b",
+    re.I,
+)
+_CAUSAL_PASSAGE = re.compile(
+    r"\b(?:because|due|result|response|retaliat\w*|prompt\w*|exchange|pressure|driven|motivat\w*|led|leads?|"
+    r"lead(?:ing)?|so that|such that|whereby|in order|aim\w*|intend\w*|seek\w*|sought|goal|since|given|reasons?|"
+    r"caus\w*|owing|amid|thus|therefore|hence|as such|to (?:protect|prevent|avoid|counter|ensure|stop|protest))\b",
+    re.I,
+)
+# The switchable mechanisms (module flags), for the ablation: name -> what it does.
+MECHANISMS = {
+    "ANAPHORA": "names of earlier sentences count only for a passage sentence that refers back",
+    "ABBREVIATIONS": "an abbreviation the corpus uses is a name: the passage must give it or its initials",
+    "SUBSTITUTES": "a name from earlier in the paragraph cannot replace a name the cited sentence gives",
+    "NAME_PARTS": "a person's given name also names them by family name (Ian = Wong)",
+    "CONTRASTS": "a contrast ('rather than', 'not X but Y') agrees apart from negation",
+    "QUANTIFIER_KINDS": "a quantifier is matched by one of its kind (every = all)",
+    "HEDGE_DEGREE": "degree hedges ('largely', 'broadly', 'in practice') must be kept",
+    "CAUSES": "a claim's cause or purpose is a claim of its own and needs a passage that gives one",
+    "ROLES": "two names around one verb must not stand the other way round in the passage",
+}
+ROLES = True  # mechanism switch (ablation): two names in the opposite order from the passage's
+ROLE_GAP = 8  # at most this many lower-case words between two names around one verb (not tuned)
+# Words between two names that make their order no matter of who did what to whom: lists, passives,
+# places and symmetric meetings ("X and Y", "by X", "in X", "X met Y").
+_NOT_ROLES = frozenset("and or nor by while whereas in at with between among met meet meets meeting".split())
+CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
+QUANTIFIER_KINDS = True  # mechanism switch (ablation): a quantifier is matched by one of its kind (else: the same word)
+CAUSES = True  # mechanism switch (ablation): a claim's cause needs a passage that gives one
 # Words whose swap reverses a claim ("before" the United States, where the essay says "after").
 _OPPOSITES = (("before", "after"), ("after", "before"), ("earlier", "later"), ("later", "earlier"))
 _POSSESSIVE = re.compile(r"(?:['’]s|s['’])$")
@@ -228,6 +280,8 @@ def split_claims(text: str) -> list[str]:
     lead = _LEADING_CLAUSE.match(text)
     pieces = [lead.group(1), text[lead.end() :]] if lead else [text]
     pieces = [p.strip(" ,;.") for piece in pieces for p in _CLAUSE_BREAK.split(piece) if p and p.strip(" ,;.")]
+    if CAUSES:
+        pieces = [p.strip(" ,;.") for piece in pieces for p in _CAUSE_BREAK.split(piece) if p.strip(" ,;.")]
     if SPLIT_COMMAS:
         pieces = [p for piece in pieces for p in re.split(r",\s+", piece) if p]
     claims: list[str] = []
@@ -254,7 +308,13 @@ class Reading:
         negated: Whether it holds a negation cue (a contrast's "not" aside).
         contrast: Whether it sets one thing against another ("rather than", "instead of", "not X but Y").
         quantifiers: Its universal quantifiers, stemmed.
-        hedges: Its hedging adverbs ("reportedly", …).
+        hedges: Its hedging adverbs ("reportedly", "largely", …).
+        abbreviations: Abbreviations the corpus uses ("IBM", "METI"), lower-cased.
+        initials: Initials of its runs of capitalised words and of their parts ("Minister of Economy, Trade, and
+            Industry Yasutoshi Nishimura" -> "meti", "yn", …).
+        causal: Whether it states a cause or purpose ("because", "in response to", …).
+        roles: Pairs of names around a verb phrase, in order (:meth:`CitationChecker._roles`).
+        gives_cause: Whether it gives any reason, cause or purpose (read on passage sentences).
         places: Countries it puts something "in" ("in Japan").
         number_context: Each number/month with the content terms within four words of it.
 
@@ -268,6 +328,11 @@ class Reading:
     contrast: bool
     quantifiers: frozenset[str]
     hedges: frozenset[str]
+    abbreviations: frozenset[str]
+    initials: frozenset[str]
+    causal: bool
+    roles: frozenset[tuple[str, str]]
+    gives_cause: bool
     places: frozenset[str]
     number_context: tuple[tuple[str, frozenset[str]], ...] = ()
 
@@ -477,13 +542,17 @@ class CitationChecker:
         aliases = self.reranker.term_aliases
         stems = [aliases.get(stem(t), stem(t)) for t in tokens]
         entities: list[tuple[str, ...]] = []
+        abbreviations: list[str] = []
         joined = False  # whether the previous token was part of a name (consecutive capitals form one)
         for i, token in enumerate(tokens):
             if _BREAK.fullmatch(token):
                 joined = False  # punctuation ends a name ("Nishimura, Japan's minister")
                 continue
             word = token.lower().replace("’", "'").removesuffix("'s")
-            capital = token[0].isupper() and word not in _MONTHS and not self._known_abbreviation(token)
+            known = self._known_abbreviation(token)
+            if known and ABBREVIATIONS and len(token) > 1 and token.isalpha() and token.isupper():
+                abbreviations.append(token.lower())  # checked against the passage's names' initials
+            capital = token[0].isupper() and word not in _MONTHS and not known
             if capital and i == 0 and token not in self._names:
                 capital = False  # a capitalised sentence opener that the corpus never uses as a name
             if capital and word in _OPENERS and not (joined and word in {"of", "and", "the", "for"}):
@@ -499,6 +568,7 @@ class CitationChecker:
                 entities.append((stems[i],))
             joined = not _POSSESSIVE.search(token)  # an owner is a name of its own ("Japan's Minister of …")
         numbers = numbers_in(text)
+        affirmed = _CONTRAST.sub(" ", plain) if CONTRASTS else plain  # a contrast's "not" negates nothing
         return Reading(
             number_context=_number_context(text, numbers, self.reranker.terms),
             terms=frozenset(self.reranker.terms(text)),
@@ -506,11 +576,24 @@ class CitationChecker:
             | frozenset(t.lower() for t in tokens if not _BREAK.fullmatch(t)),
             numbers=numbers,
             entities=tuple(dict.fromkeys(entities)),
-            negated=any(stem(t) in _NEGATION for t in _TOKEN.findall(_CONTRAST.sub(" ", plain)))
-            or bool(re.search(r"n[’']t\b", _CONTRAST.sub(" ", plain))),
+            negated=any(stem(t) in _NEGATION for t in _TOKEN.findall(affirmed))
+            or bool(re.search(r"n[’']t\b", affirmed))
+            or (not CONTRASTS and bool(_CONTRAST.search(plain))),
             contrast=bool(_CONTRAST.search(plain)),
             quantifiers=frozenset(s for s in stems if s in _QUANTIFIERS),
-            hedges=frozenset(s for s in stems if s in _HEDGES),
+            hedges=frozenset(s for s in stems if s in _HEDGES)
+            | frozenset(m.group(0).lower() for m in _DEGREE.finditer(plain) if HEDGE_DEGREE),
+            abbreviations=frozenset(abbreviations),
+            initials=frozenset(
+                run[i:j]
+                for m in _NAME_RUN.finditer(normal)
+                for run in ["".join(w[0] for w in re.findall(r"[A-Za-z]+", m.group(0)) if w[0].isupper()).lower()]
+                for i in range(len(run))
+                for j in range(i + 2, len(run) + 1)
+            ),
+            causal=bool(_CAUSAL_CLAIM.search(plain)),
+            roles=self._roles(tokens, stems) if ROLES else frozenset(),
+            gives_cause=bool(_CAUSAL_PASSAGE.search(plain)),
             places=frozenset(
                 stems[i + 1]
                 for i in range(len(tokens) - 1)
@@ -518,13 +601,34 @@ class CitationChecker:
             ),
         )
 
+    def _roles(self, tokens: list[str], stems: list[str]) -> frozenset[tuple[str, str]]:
+        """Pairs of names (their last stems) joined only by 1..ROLE_GAP lower-case words, none "and"/"or"/"by"."""
+        pairs: set[tuple[str, str]] = set()
+        before = current = opened = None  # the name before, the one being read, the one it pairs with
+        between = 0
+        for i, token in enumerate(tokens + ["."]):
+            capital = token[0].isupper() and (i or token in self._names) and token.lower() not in _OPENERS
+            if capital:
+                opened = (before if 1 <= between <= ROLE_GAP else None) if current is None else opened
+                current = stems[i]
+                continue
+            if current is not None:  # a name just ended
+                if opened is not None and opened != current:
+                    pairs.add((opened, current))
+                before, current, between = current, None, 0
+            if _BREAK.fullmatch(token) or token == "." or token.lower() in _NOT_ROLES:
+                before, between = None, 0
+            else:
+                between += 1
+        return frozenset(pairs)
+
     def _row(self, row: int) -> tuple[Reading, list[Reading]]:
         """Reading of corpus sentence ``row`` and of its clauses (cached: the corpus is fixed)."""
         if row not in self._rows:
             span = self.index.sentence_spans[row]
             text = self.corpus.text[span.start : span.end]
             # A contrast's "not" ("not by X, but of Y") negates nothing in the clause it is split from.
-            unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I)
+            unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
             clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
             # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
             clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
@@ -558,7 +662,8 @@ class CitationChecker:
                 and self.index.passages[ids[r]].kind == passage.kind == "essay"
                 and self.index.passages[ids[r]].paragraph == passage.paragraph
             ]
-            out.append((frozenset().union(*(b.words for b in before)), tuple(e for b in before for e in b.entities)))
+            words = frozenset().union(*(b.words | b.initials for b in before))
+            out.append((words, tuple(e for b in before for e in b.entities)))
         return out
 
     def coverage(self, wanted: set[str], have: frozenset[str]) -> float:
@@ -589,9 +694,28 @@ class CitationChecker:
                     return f"its {number} belongs to another statement"
         context = words.union(*(self._context[r][0] for r in rows))
         names = [e for r, _ in readings for e in r.entities] + [e for r in rows for e in self._context[r][1]]
+        initials = frozenset().union(*(r.initials for r, _ in readings))
         absent = [" ".join(e) for e in claim.entities if any(not _named(w, context) for w in e if w != "of")]
         if absent:
             return f"does not name {', '.join(absent)}"
+        absent = [a for a in claim.abbreviations if a not in context and a not in initials]
+        if absent:
+            return f"does not name {', '.join(a.upper() for a in absent)}"
+        if SUBSTITUTES:
+            # A name from earlier in the paragraph may stand for the passage's "he" or "it", not for a
+            # name the passage sentence itself gives ("by Rapidus" -> "IBM will manufacture").
+            borrowed = [e for e in claim.entities if not all(_named(w, words) for w in e if w != "of")] + [
+                (a,) for a in claim.abbreviations if a not in words and a not in initials
+            ]
+            places = frozenset().union(*(r.places for r, _ in readings))
+            own = [
+                e
+                for r, _ in readings
+                for e in r.entities
+                if e[-1] not in places and not any(_named(w, claim.words) for w in e if w != "of")
+            ]
+            if borrowed and own:
+                return f"names {' '.join(borrowed[0])} where the passage names {' '.join(own[0])}"
         for entity in claim.entities:
             if "of" in entity and not _same_name(entity, names):
                 return f"names {' '.join(entity)}, the passage another"
@@ -603,7 +727,7 @@ class CitationChecker:
             return f"says {opposite[0][0]} where the passage says {opposite[0][1]}"
         clauses = [c for _, cs in readings for c in cs]
         closest = max(clauses, key=lambda c: self.coverage(set(claim.terms), c.terms))
-        if claim.contrast != any(r.contrast for r, _ in readings):
+        if CONTRASTS and claim.contrast != any(r.contrast for r, _ in readings):
             return "contrast differs" + (" (the passage sets nothing against it)" if claim.contrast else "")
         if claim.negated != closest.negated:
             return "negation differs" + (" (the passage affirms it)" if claim.negated else " (the passage negates it)")
@@ -615,17 +739,40 @@ class CitationChecker:
         hedges = closest.hedges - claim.hedges
         if hedges and not claim.hedges:
             return f"drops the passage's {', '.join(sorted(hedges))}"
-        kinds = {_QUANTIFIERS[q] for r, _ in readings for q in r.quantifiers}
-        quantifiers = {q for q in claim.quantifiers if _QUANTIFIERS[q] not in kinds}
+        if ROLES and len(rows) == 1:
+            swapped = self.swapped_roles(claim, readings[0][0])
+            if swapped:
+                return f"puts {swapped[0]} before {swapped[1]}, the passage the other way round (who did what to whom)"
+        if CAUSES and claim.causal and not any(r.gives_cause for r, _ in readings):
+            return "gives a cause the passage does not"
+        have = frozenset().union(*(r.quantifiers for r, _ in readings))
+        kinds = {_QUANTIFIERS[q] for q in have} if QUANTIFIER_KINDS else set()
+        quantifiers = {q for q in claim.quantifiers if _QUANTIFIERS[q] not in kinds and q not in have}
         if claim.negated:
             quantifiers -= {"ani"}
         if quantifiers:
             return f"says {', '.join(sorted(quantifiers))}, the passage does not"
         return ""
 
-    def score_claim(self, text: str, vector: Any, rows: list[int]) -> ClaimCheck:
-        """The best support unit among ``rows`` (corpus sentences) and their pairs for the claim ``text``."""
+    @staticmethod
+    def swapped_roles(claim: Reading, unit: Reading) -> tuple[str, str] | None:
+        """Two names around one verb in the claim that stand the other way round in the passage sentence.
+
+        "Japan followed the United States" against "the United States followed Japan"; only names
+        joined by a few lower-case words (a verb phrase), not by "and", "or" or a passive's "by".
+        """
+        for a, b in claim.roles:
+            if (b, a) in unit.roles and (a, b) not in unit.roles:
+                return a, b
+        return None
+
+    def score_claim(self, text: str, vector: Any, rows: list[int], hedges: frozenset[str] = frozenset()) -> ClaimCheck:
+        """The best support unit among ``rows`` (corpus sentences) and their pairs for the claim ``text``.
+
+        ``hedges``: those of the whole sentence (a hedge in another clause of it still hedges).
+        """
         claim = self.read(text)
+        claim = replace(claim, hedges=claim.hedges | hedges)
         wanted = set(claim.terms)
         single = {}
         for row in rows:
@@ -700,7 +847,10 @@ class CitationChecker:
                 for span in passage.sentences:
                     located.setdefault(self.reranker.row_of[(passage.id, span.start)], (m, passage))
             verdicts = (
-                [self.score_claim(c, v, list(located)) for c, v in zip(claims, claim_vectors, strict=True)]
+                [
+                    self.score_claim(c, v, list(located), self.read(text).hedges)
+                    for c, v in zip(claims, claim_vectors, strict=True)
+                ]
                 if located
                 else []
             )
