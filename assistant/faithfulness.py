@@ -44,6 +44,7 @@ UNSUPPORTED = (
 MAX_WRONG_KEPT = 0.025  # calibration: at most this share of wrong tune sentences kept (the 3 % target less a margin)
 THRESHOLDS = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # support thresholds swept, 0.30..0.80
 PAIR_PENALTIES = (0.0, 0.05, 0.10, 0.15)
+NOVEL_RUNS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, float("inf"))  # MAX_NOVEL_RUN values swept (inf: no limit)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -114,15 +115,45 @@ def _checker_class(ref: str | None) -> Any:
     return module.CitationChecker
 
 
-def score_items(items: list[dict[str, Any]], *, ref: str | None = None, whole: bool = False, settings: Any = None):
-    """``(item, support, kept_at_default_threshold, problem)`` per item, and the check times (ms)."""
+class _RememberingEmbedder:
+    """An embedder that encodes each text once (sweeps check the same claims many times)."""
+
+    vectors: dict[str, Any] = {}
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def encode(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        new = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if new:
+            self.vectors.update(zip(new, self.embedder.encode(new), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def score_items(
+    items: list[dict[str, Any]],
+    *,
+    ref: str | None = None,
+    whole: bool = False,
+    settings: Any = None,
+    remember: bool = False,
+):
+    """``(item, support, kept_at_default_threshold, problem)`` per item, and the check times (ms).
+
+    ``remember``: encode each claim once across calls (calibration and ablation sweeps; the times
+    are then not check times).
+    """
     from assistant.api import Assistant
     from assistant.config import Settings
     from assistant.embeddings import get_embedder
 
     assistant = Assistant(settings or Settings())
     loaded = assistant._load()
-    checker = _checker_class(ref)(loaded.answerer.reranker, get_embedder(assistant.settings), assistant.settings)
+    embedder = get_embedder(assistant.settings)
+    embedder = _RememberingEmbedder(embedder) if remember else embedder
+    checker = _checker_class(ref)(loaded.answerer.reranker, embedder, assistant.settings)
     mapper = Mapper(loaded.index, loaded.answerer.corpus)
     out, times = [], []
     for item in items:
@@ -164,33 +195,45 @@ def figures(scored: list[tuple[dict[str, Any], float, bool, str]], threshold: fl
 
 
 def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Choose ``support_threshold`` and ``PAIR_PENALTY`` on tune items (see the module docstring).
+    """Choose ``support_threshold``, ``PAIR_PENALTY`` and ``MAX_NOVEL_RUN`` on tune items.
 
-    For each pair penalty the tune set is checked once and every threshold swept; the pair with
-    the most correct sentences kept while at most :data:`MAX_WRONG_KEPT` of wrong ones are wins
-    (ties: the higher threshold, then the larger penalty).
+    For each pair penalty and novel-run limit the tune set is checked once and every threshold
+    swept; the setting with the most correct sentences kept while at most :data:`MAX_WRONG_KEPT`
+    of wrong ones are wins (ties: the higher threshold, then the smaller penalty, then the stricter
+    novel-run limit). A penalty must earn its place: with none, a claim that merges two sentences
+    is cited by both rather than by the one that happens to score higher alone.
     """
     import assistant.verification as verification
 
-    default = verification.PAIR_PENALTY
+    defaults = verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN
     table = []
     try:
         for penalty in PAIR_PENALTIES:
-            verification.PAIR_PENALTY = penalty
-            scored, _ = score_items(items)
-            for t in THRESHOLDS:
-                f = figures(scored, t)
-                table.append(
-                    {
-                        "pair_penalty": penalty,
-                        "threshold": t,
-                        **{k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")},
-                    }
-                )
+            for run in NOVEL_RUNS:
+                verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN = penalty, run
+                scored, _ = score_items(items, remember=True)
+                for t in THRESHOLDS:
+                    f = figures(scored, t)
+                    table.append(
+                        {
+                            "pair_penalty": penalty,
+                            "max_novel_run": None if run == float("inf") else run,
+                            "threshold": t,
+                            **{k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")},
+                        }
+                    )
     finally:
-        verification.PAIR_PENALTY = default
+        verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN = defaults
     allowed = [r for r in table if r["wrong_kept_pct"] <= 100 * MAX_WRONG_KEPT]
-    best = max(allowed, key=lambda r: (r["correct_kept_pct"], r["threshold"], r["pair_penalty"]))
+    best = max(
+        allowed,
+        key=lambda r: (
+            r["correct_kept_pct"],
+            r["threshold"],
+            -r["pair_penalty"],
+            -(r["max_novel_run"] or float("inf")),
+        ),
+    )
     return {"chosen": best, "table": table}
 
 
@@ -204,17 +247,18 @@ def ablate(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         out = {}
         for split, items in splits.items():
-            f = figures(score_items(items)[0])
+            f = figures(score_items(items, remember=True)[0])
             out[split] = {k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")}
         return out
 
     report = {"all on": run()}
     for name in verification.MECHANISMS:
-        setattr(verification, name, False)
+        on = getattr(verification, name)
+        setattr(verification, name, float("inf") if name == "MAX_NOVEL_RUN" else False)  # a limit is off at inf
         try:
             report[f"without {name}"] = run()
         finally:
-            setattr(verification, name, True)
+            setattr(verification, name, on)
     return report
 
 
