@@ -108,11 +108,6 @@ _QUANTIFIER_KINDS = {
     "exclusive": "sole solely exclusively",
 }
 _QUANTIFIERS = {stem(w): kind for kind, words in _QUANTIFIER_KINDS.items() for w in words.split()}
-# How many, as written ("singled out" counts nothing): "a single speech" where the essay says
-# "multiple speeches" (with COUNTS).
-_COUNT_WORDS = {"single": "one", "lone": "one"} | dict.fromkeys("multiple several numerous various".split(), "several")
-_QUANTIFIERS |= _COUNT_WORDS
-COUNTS = True  # mechanism switch (ablation): "single" and "multiple" are quantifiers of their own kinds
 _TOKEN = re.compile(r"[A-Za-z][\w’']*|\d[\d,.]*\d|\d|n[’']t")
 _BREAK = re.compile(r"[,;:()“”\"—–]")
 _TOKEN_OR_BREAK = re.compile(_TOKEN.pattern + "|" + _BREAK.pattern)
@@ -165,7 +160,6 @@ MECHANISMS = {
     "NAME_PARTS": "a person's given name also names them by family name (Ian = Wong)",
     "CONTRASTS": "a contrast ('rather than', 'not X but Y') agrees apart from negation",
     "QUANTIFIER_KINDS": "a quantifier is matched by one of its kind (every = all)",
-    "COUNTS": "'single' and 'multiple' (and their like) must agree as quantifiers do",
     "HEDGE_DEGREE": "degree hedges ('largely', 'broadly', 'in practice') must be kept",
     "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
     "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
@@ -597,8 +591,7 @@ class CitationChecker:
             or bool(re.search(r"n[’']t\b", affirmed))
             or (not CONTRASTS and bool(_CONTRAST.search(plain))),
             contrast=bool(_CONTRAST.search(plain)),
-            quantifiers=frozenset(s for s in stems if s in _QUANTIFIERS and s not in _COUNT_WORDS)
-            | frozenset(t.lower() for t in tokens if COUNTS and t.lower() in _COUNT_WORDS),
+            quantifiers=frozenset(s for s in stems if s in _QUANTIFIERS),
             hedges=frozenset(t.lower() for t in tokens if t.lower() in _HEDGES)
             | frozenset(m.group(0).lower() for m in _DEGREE.finditer(plain) if HEDGE_DEGREE),
             abbreviations=frozenset(abbreviations),

@@ -184,12 +184,6 @@ def chip_passages(assistant: Assistant) -> list:
             "produced in fabrication plants by Rapidus",
             "where the passage names rapidus",
         ),
-        # How many, in words: one speech where the essay says several.
-        (
-            "U.S. officials said in a single speech that the two countries are in competition.",
-            "In multiple speeches, U.S. officials",
-            "says single",
-        ),
         # The passage hedges ("largely"); the sentence states it outright.
         (
             "The technology restrictions that the United States has placed on China are framed through the lens "
