@@ -73,8 +73,19 @@ _LEADING_CLAUSE = re.compile(
     r"In (?:exchange|return|response|retaliation|order)|Thanks to|Out of|Fearing|Seeking|Hoping|Wary)"
     r"\b[^,]{8,}?),\s+(?=\S)"
 )
+# With PARTICIPLES, any leading participle phrase or phrase of motive ("Worried about …, ", "Citing …, ",
+# "In a bid to …, ", "Eager to …, ") is one too: a cause or motive the essay does not give cannot hide
+# in a well-supported sentence.
+_LEADING_MOTIVE = re.compile(
+    r"^((?:(?!United\b)[A-Z][a-z]{2,}(?:ing|ed)|With|Given|Owing to|In light of|As part of|"
+    r"In (?:a bid|an effort|an attempt|the wake|the face)|Eager|Keen|Anxious|Determined|Reluctant|Unwilling)"
+    r"\b[^,]{8,}?),\s+(?=\S)"
+)
 # An aside between commas that describes a name ("Nishimura, a longtime member of …, said").
 _APPOSITION = re.compile(r"(?<=[A-Za-z]),\s+((?:a|an|home to|long|then|once|now|who|which)\s[^,]{6,}?),(?=\s)")
+# With PARTICIPLES, an aside opened by a participle (", fearing retaliation,") is one too.
+_PARTICIPLE_ASIDE = re.compile(r"(?<=[A-Za-z]),\s+((?:[a-z]{3,}(?:ing|ed)|eager|keen|wary|anxious)\s[^,]{6,}?),(?=\s)")
+PARTICIPLES = True  # mechanism switch (ablation): participle and motive phrases are claims of their own
 _DISCOURSE = re.compile(
     r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
 )
@@ -163,6 +174,7 @@ MECHANISMS = {
     "HEDGE_DEGREE": "degree hedges ('largely', 'broadly', 'in practice') must be kept",
     "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
     "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
+    "PARTICIPLES": "a leading or parenthetic participle or motive phrase ('Worried about …,') is a claim of its own",
     "MAX_NOVEL_RUN": "a claim brings no long run of content words the cited sentences lack (added knowledge)",
 }
 CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
@@ -273,9 +285,12 @@ def split_claims(text: str) -> list[str]:
     Framing that attributes the sentence to the essay ("The author argues that …") is dropped.
     """
     text = _FRAMING.sub("", text.strip()) or text
-    asides = _APPOSITION.findall(text)
-    text = _APPOSITION.sub(" ", text) if asides else text
-    lead = _LEADING_CLAUSE.match(text)
+    asides = []
+    for pattern in (_APPOSITION, _PARTICIPLE_ASIDE) if PARTICIPLES else (_APPOSITION,):
+        found = pattern.findall(text)
+        asides += found
+        text = pattern.sub(" ", text) if found else text
+    lead = _LEADING_CLAUSE.match(text) or (_LEADING_MOTIVE.match(text) if PARTICIPLES else None)
     pieces = [lead.group(1), text[lead.end() :]] if lead else [text]
     pieces = [p.strip(" ,;.") for piece in pieces for p in _CLAUSE_BREAK.split(piece) if p and p.strip(" ,;.")]
     if SPLIT_COMMAS:

@@ -184,6 +184,13 @@ def chip_passages(assistant: Assistant) -> list:
             "produced in fabrication plants by Rapidus",
             "where the passage names rapidus",
         ),
+        # A motive the essay does not give, in a leading participle phrase, is a claim of its own.
+        (
+            "Worried about losing sales to rival suppliers, Japan announced in March 2023 that it would implement "
+            "controls on twenty-three types of advanced semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again",
+            "claim “Worried about losing sales",
+        ),
         # The passage hedges ("largely"); the sentence states it outright.
         (
             "The technology restrictions that the United States has placed on China are framed through the lens "
