@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7860
 LLM_STAMP := $(VENV)/.llm-stamp
 
-.PHONY: ask chat index test test-llm lint browser eval fit bench llm-docs clean
+.PHONY: ask chat index test test-unit test-llm lint browser eval fit bench llm-docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ browser:
 
 test: lint browser
 	$(BIN)/python -m pytest
+
+# The unit tier: a deterministic fake embedding model instead of the real one; no browser, server or CLI process.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
 
 # The tune and frozen test splits side by side, the reliability plot and the ablation table (a few minutes).
 eval: $(STAMP)

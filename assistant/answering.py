@@ -62,7 +62,8 @@ ANSWERABILITY_FEATURES = {
 
 _CAUSAL = re.compile(
     r"\b(because|since|due to|reasons?|in order to|so that|so as to|as a result|driven by|aims? to|"
-    r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep))\b",
+    r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep)|to (?:that|this) end|such that|"
+    r"thereby|in an effort to|with the aim of|owing to|thanks to|stems? from|given that)\b",
     re.I,
 )
 # A sentence that gives a reason or justification (searched for "Why?" in the claim's paragraph).
@@ -268,7 +269,7 @@ class ExtractiveAnswerer:
             return None
         if same_paragraph and passage.paragraph != sentence.passage.paragraph:
             return None
-        span, terms_ = self.index.sentence_spans[row], self.reranker.sentence_terms[row]
+        span, terms_ = self.index.sentence_spans[row], self.reranker.context_terms[row]
         return ScoredSentence(row, passage, span, sentence.score, terms_)  # ranks with its anchor
 
     def _text(self, sentence: ScoredSentence) -> str:
@@ -529,7 +530,7 @@ class ExtractiveAnswerer:
                 passage = self.index.passages.get(f"ref-{number:02d}")
                 for span in passage.sentences if passage else ():
                     row = self.reranker.row_of[(passage.id, span.start)]
-                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.sentence_terms[row]))
+                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.context_terms[row]))
         return chosen
 
     def select(
@@ -731,7 +732,7 @@ class ExtractiveAnswerer:
         if row is None:
             return None
         passage = self.index.passages[self.index.sentence_ids[row]]
-        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.sentence_terms[row])
+        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.context_terms[row])
 
     def _sentences_within(self, span: tuple[int, int]) -> list[ScoredSentence]:
         """The sentence rows lying inside corpus ``span``, in reading order."""
@@ -831,15 +832,20 @@ class ExtractiveAnswerer:
         """A note when the quoted sentences give another year or country than the question names.
 
         "What did Japan do in December 2017?" quoted with the December 2018 ban: "The quoted
-        sentences give 2018, not 2017:". Empty when they agree (or name no year or country).
+        sentences give 2018, not 2017:" (the year is read from the quoted sentences that name the
+        countries the question names, when there are any). Empty when they agree (or name no year
+        or country).
         """
-        text = " ".join(self._text(s) for s in sentences)
+        countries = self.reranker.country_names
+        asked = {n for n, ts in countries.items() if ts <= set(question.terms)}
+        # The year is checked on the sentences about the country asked about, when any is quoted:
+        # "What did Japan do in December 2017?" is not answered by the U.S. step of December 2017.
+        about = [s for s in sentences if all(countries[n] <= s.terms for n in asked)] if asked else []
+        text = " ".join(self._text(s) for s in about or sentences)
         asked_years = set(_YEAR.findall(question.text))
         quoted_years = list(dict.fromkeys(_YEAR.findall(text)))
         if asked_years and quoted_years and not asked_years & set(quoted_years):
             return f"The quoted sentences give {', '.join(quoted_years)}, not {', '.join(sorted(asked_years))}:"
-        countries = self.reranker.country_names
-        asked = {n for n, ts in countries.items() if ts <= set(question.terms)}
         have = set().union(*(s.terms for s in sentences)) if sentences else set()
         quoted = [n for n, ts in countries.items() if ts <= have]
         if asked and quoted and not asked & set(quoted):

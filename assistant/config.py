@@ -19,6 +19,9 @@ MECHANISMS = {
     "lexicon": "questions read with the corpus's acronyms, metonyms and demonyms (assistant/lexicon.py)",
     "citation_graph": "reference entries footnoted by the best sentences join the candidates; reference-number lookups",
     "section_scope": "a section the question names scopes the candidates",
+    "lexical_candidates": "the sentences of the passages BM25 ranks best are scored wherever fusion ranked them",
+    "heading_terms": "a sentence's terms include its section heading's ('About the Author' for 'He graduated…')",
+    "paragraph_context": "a sentence's score sees how similar its paragraph as a whole is to the question",
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
@@ -57,6 +60,15 @@ class AnswerSettings(BaseModel):
     )
     candidate_sentences: int = Field(
         10, ge=0, le=100, description="…and this many sentences most similar to the question anywhere (as above)."
+    )
+    candidate_lexical: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description=(
+            "…and the sentences of this many passages BM25 ranks best, wherever fusion put them: a passage "
+            "that alone holds the question's rare words can rank low when the dense rankings disagree."
+        ),
     )
     candidate_references: int = Field(
         3,

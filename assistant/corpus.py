@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from assistant.config import REPO_ROOT
@@ -21,7 +21,6 @@ FRONT_MATTER = "Title"
 INTRODUCTION = "Introduction"
 REFERENCES = "References"
 
-_FOOTNOTE = re.compile(r"\((\d{1,2})\)")
 _HEADING = re.compile(r"^(#{1,2}) (.+)$")
 _URL = re.compile(r"https?://[^\s,;)]+")
 _QUOTED_TITLE = re.compile(r"“(.+?),?”")
@@ -31,13 +30,23 @@ _DATE = re.compile(_MONTH + r"(?: \d{1,2},)? \d{4}\b")
 _DATE_PART = re.compile(_MONTH + r"(?: \d{1,2})?$|^\d{4}$")
 _DOC_TYPES = {"press release", "fact sheet", "news release", "speech"}
 _TABLE_MENTION = re.compile(r"\b(Table|Figure) (\d+)\b")
-# A sentence ends at . ? ! or …, optionally followed by a closing quote and footnote markers
-# (all of them: a marker belongs to the sentence it ends, also at the end of a paragraph),
-# then whitespace and an upper-case letter, digit, opening quote or parenthesis, or the end of the text.
-_SENTENCE_END = re.compile(r"[.?!](?:[”’\"])?(?:\s*\(\d{1,2}\))*(?=\s+[A-Z0-9“\"(]|\s*$)")
+# Footnote markers, as the essay writes them. Mostly a run of "(n)" right after sentence punctuation
+# and an optional closing quote, ending the sentence: "…foreign policy. (1) What…", "…“in competition.”
+# (2) They…", "…wastewater. (23)" (a glued "semiconductors.(9)" too); what follows is the end of the
+# text or anything but a lower-case word. Twice, a single "(n)" directly after the noun it sources,
+# inside a sentence: "between the three countries (7) in January 2023", "in China (22) and the".
+# A list's "(1) security and (2) growth" fits neither: its numbers open the text or follow a function word.
+_END_FOOTNOTES = re.compile(r"[.?!…][”’\"]?((?:\s*\(\d{1,2}\))++)(?!\s*[a-z])")
+_INNER_FOOTNOTE = re.compile(r"(?<=[^\W\d_]) \((\d{1,2})\)(?=\s+[a-z])")
+_MARKER = re.compile(r"\((\d{1,2})\)")
+_LIST_WORDS = frozenset(
+    "a an and are as at be been both by either for from in include includes including into is namely "
+    "nor of on or plus than the then to was were with".split()
+)
 _LETTER = re.compile(r"[^\W\d_]")
-# Abbreviations that end in a period but do not end a sentence: initials ("P."), "U.S.", "et al.".
-_NON_FINAL = re.compile(r"(?:\b[A-Z]\.|\bU\.S\.|\bal\.|\bvs\.|\bNo\.)$")
+# nupunkt splits after an abbreviation that follows an opening curly quote ("“U.S. national"), but
+# not after a straight one; it reads a copy with these mapped one-for-one, so offsets are unchanged.
+_STRAIGHTEN = str.maketrans({"“": '"', "‘": "'"})
 
 
 @dataclass(frozen=True)
@@ -138,25 +147,51 @@ class Corpus:
         return {n for p in self.paragraphs for n in p.footnotes}
 
 
+@cache
+def _sentence_model():
+    """The pre-trained Punkt model that ships in the nupunkt wheel, loaded on first use, then kept."""
+    import nupunkt  # here, not at the top: importing this module stays light
+
+    return nupunkt.load_default_model()
+
+
+def _footnote_runs(text: str) -> list[tuple[int, int]]:
+    """The ``[start, end)`` of each run of footnote markers that ends a sentence (see ``_END_FOOTNOTES``)."""
+    return [match.span(1) for match in _END_FOOTNOTES.finditer(text)]
+
+
 def split_sentences(text: str, offset: int = 0) -> list[Span]:
     """Split ``text`` into sentence spans (offsets shifted by ``offset``).
 
-    A footnote marker such as ``(9)`` stays with the sentence it ends, also at the end of the
-    text. Initials and "U.S." do not end a sentence. Every span holds a letter (when the text
-    has one): a piece that is only markers, punctuation or whitespace joins the sentence before
-    it (the one after it when it opens the text). Leading/trailing whitespace is excluded from each span; the spans are
-    disjoint, in order, and together cover every non-space character of ``text``.
+    The boundaries are nupunkt's (its Punkt model knows abbreviations: "e.g.", "Dr.", "Jan. 2023",
+    "U.S.", "No. 5" and initials do not end a sentence), adjusted to the essay:
+
+    - A run of footnote markers such as ``(9)`` after sentence punctuation stays with the sentence
+      it ends, also at the end of the text; a boundary inside any other marker moves before it.
+    - Every span holds a letter (when the text has one): a piece that is only markers, punctuation
+      or whitespace joins the sentence before it (the one after it when it opens the text).
+    - Leading/trailing whitespace is excluded from each span; the spans are disjoint, in order, and
+      together cover every non-space character of ``text``.
     """
-    pieces, begin = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if _NON_FINAL.search(text[begin : match.start() + 1]):
-            continue
-        pieces.append([begin, end])
-        begin = end
-    pieces.append([begin, len(text)])
+    if not text.strip():
+        return []
+    runs = _footnote_runs(text)
+    markers = [m.span() for m in _MARKER.finditer(text)]
+    cuts = set()
+    for start, _ in _sentence_model().span_tokenize(text.translate(_STRAIGHTEN)):
+        while start < len(text) and text[start].isspace():
+            start += 1
+        for run_start, run_end in runs:
+            if run_start <= start < run_end:
+                start = run_end  # the markers end the sentence before this boundary
+                break
+        else:
+            start = next((m_start for m_start, m_end in markers if m_start < start < m_end), start)
+        if 0 < start < len(text):
+            cuts.add(start)
+    bounds = [0, *sorted(cuts), len(text)]
     merged: list[list[int]] = []
-    for piece in pieces:
+    for piece in ([s, e] for s, e in zip(bounds, bounds[1:], strict=False) if text[s:e].strip()):
         if merged and not _LETTER.search(text[piece[0] : piece[1]]):
             merged[-1][1] = piece[1]  # a marker or stray punctuation belongs to the sentence before
         elif merged and not _LETTER.search(text[merged[-1][0] : merged[-1][1]]):
@@ -168,14 +203,26 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
         chunk = text[s:e]
         s += len(chunk) - len(chunk.lstrip())
         e -= len(chunk) - len(chunk.rstrip())
-        if e > s:
-            out.append(Span(s + offset, e + offset))
+        out.append(Span(s + offset, e + offset))
     return out
 
 
 def footnotes_in(text: str) -> list[int]:
-    """Footnote numbers ``(n)`` found in ``text``, in order of first appearance."""
-    return list(dict.fromkeys(int(m.group(1)) for m in _FOOTNOTE.finditer(text)))
+    """Footnote numbers in ``text``, in order of first appearance.
+
+    Only a ``(n)`` written the way the essay writes its footnotes counts: in a run right after
+    sentence punctuation (and an optional closing quote) that ends a sentence, or directly after a
+    content word inside one ("the three countries (7) in January"). Enumerations such as
+    "(1) security and (2) growth" are not footnotes.
+    """
+    found: list[tuple[int, int]] = []
+    for run_start, run_end in _footnote_runs(text):
+        found += [(m.start(), int(m.group(1))) for m in _MARKER.finditer(text, run_start, run_end)]
+    for match in _INNER_FOOTNOTE.finditer(text):
+        word = re.search(r"[^\W\d_]+$", text[: match.start()])
+        if word and word.group(0).lower() not in _LIST_WORDS:
+            found.append((match.start(), int(match.group(1))))
+    return list(dict.fromkeys(number for _, number in sorted(found)))
 
 
 def parse_reference(number: int, text: str, start: int) -> Reference:

@@ -20,6 +20,8 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -341,12 +343,43 @@ class Embedder(Embeddings):
 
 _embedders: dict[tuple[str, Path, str, int], Embedder] = {}
 _embedders_lock = threading.Lock()
+_stand_ins: dict[str, Embedder] = {}
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """The process-wide :class:`Embedder` for ``settings`` (created once per model)."""
+    """The process-wide :class:`Embedder` for ``settings`` (created once per model).
+
+    A stand-in registered under ``settings.embedding_model`` with :func:`use_embedder` comes first.
+    """
     key = (settings.embedding_model, settings.model_cache_dir, settings.embedding_backend, settings.embedding_threads)
     with _embedders_lock:
+        if settings.embedding_model in _stand_ins:
+            return _stand_ins[settings.embedding_model]
         if key not in _embedders:
             _embedders[key] = Embedder(settings)
         return _embedders[key]
+
+
+@contextmanager
+def use_embedder(name: str, embedder: Embedder) -> Iterator[Embedder]:
+    """While inside, settings whose ``embedding_model`` is ``name`` get ``embedder`` (in this process only).
+
+    The one injection point for another embedder: the index build, ``index status``, opening an index
+    and the answering chain all take theirs from :func:`get_embedder`. ``embedder`` needs
+    :class:`Embedder`'s interface as they use it: ``model_name``, ``model_dir``, ``weights_sha256``,
+    ``identity``, ``dimension``, ``count_tokens``, ``encode``, ``cpu_limits`` and LangChain's
+    ``embed_documents``/``embed_query``. The unit tests use it for a deterministic fake model.
+
+    Raises:
+        ValueError: If ``name`` is registered already.
+
+    """
+    with _embedders_lock:
+        if name in _stand_ins:
+            raise ValueError(f"an embedder is registered as {name!r} already")
+        _stand_ins[name] = embedder
+    try:
+        yield embedder
+    finally:
+        with _embedders_lock:
+            del _stand_ins[name]

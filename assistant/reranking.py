@@ -40,6 +40,7 @@ FITTED_PATH = Path(__file__).with_name("fitted.json")
 SENTENCE_FEATURES = {
     "dense": "cosine similarity of question and sentence embeddings (negative -> 0)",
     "dense_relative": "its dense similarity over the best candidate's (1 for the most similar sentence)",
+    "paragraph_dense": "cosine similarity of the question and the mean of its paragraph's sentence vectors",
     "coverage_relative": "its coverage over the best candidate's (1 for the best-covering sentence)",
     "coverage": "IDF-weighted share of the question's terms in the sentence",
     "context_coverage": "the same for the sentence's whole paragraph (or reference entry)",
@@ -217,6 +218,22 @@ class SentenceReranker:
         return [frozenset(self.terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
 
     @cached_property
+    def context_terms(self) -> list[frozenset[str]]:
+        """Each sentence row's terms with its section heading's ("About the Author" -> "author" for "He graduated…").
+
+        The heading says what a section's sentences are about when they do not name it; the
+        introduction, the front matter and the references have no heading of their own.
+        """
+        if not self.settings.answer.enabled("heading_terms"):
+            return self.sentence_terms
+        skip = {FRONT_MATTER, INTRODUCTION, "References"}
+        heading = {s: frozenset(self.terms(s)) for s in self.corpus.sections if s not in skip}
+        return [
+            terms | heading.get(self.index.passages[pid].section, frozenset())
+            for terms, pid in zip(self.sentence_terms, self.index.sentence_ids, strict=True)
+        ]
+
+    @cached_property
     def passage_terms(self) -> dict[str, frozenset[str]]:
         """Each passage's terms, widened to its whole paragraph for essay passages."""
         by_paragraph: dict[tuple[str, int], set[str]] = {}
@@ -238,6 +255,29 @@ class SentenceReranker:
         rows = [i for i, pid in enumerate(self.index.sentence_ids) if self.index.passages[pid].kind == "essay"]
         mean = self.index.sentence_vectors[rows].mean(axis=0)
         return mean / (np.linalg.norm(mean) or 1.0)
+
+    @cached_property
+    def paragraph_vectors(self) -> np.ndarray:
+        """Each sentence row's context vector (rows, dim): the unit mean of its paragraph's sentence vectors.
+
+        A reference entry is its own paragraph. What a sentence is about often lives in its
+        neighbours ("He graduated …" in the paragraph about the author).
+        """
+        import numpy as np
+
+        vectors = self.index.sentence_vectors
+        key = [
+            (p.kind, p.paragraph if p.kind == "essay" else p.id)
+            for p in (self.index.passages[pid] for pid in self.index.sentence_ids)
+        ]
+        groups: dict[tuple, list[int]] = {}
+        for row, k in enumerate(key):
+            groups.setdefault(k, []).append(row)
+        out = np.empty_like(vectors)
+        for rows in groups.values():
+            mean = vectors[rows].mean(axis=0)
+            out[rows] = mean / (np.linalg.norm(mean) or 1.0)
+        return out
 
     @cached_property
     def thesis_paragraphs(self) -> tuple[int, int]:
@@ -324,8 +364,9 @@ class SentenceReranker:
 
     def coverage(self, wanted: set[str] | tuple[str, ...], have: frozenset[str]) -> float:
         """IDF-weighted share (0..1) of the ``wanted`` terms found in ``have``."""
-        total = sum(self._weight(t) for t in wanted)
-        return sum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
+        # fsum: exact whatever the order a set iterates in (the hash seed), so scores never tie-break by chance.
+        total = math.fsum(self._weight(t) for t in wanted)
+        return math.fsum(self._weight(t) for t in wanted if t in have) / total if total else 0.0
 
     def question_terms(self, question: QuestionProfile) -> set[str]:
         return set(question.terms)
@@ -414,7 +455,7 @@ class SentenceReranker:
             names = self.name_terms(question)
         asked_countries = q_terms & self.countries
         is_ref = passage.kind == "reference"
-        coverage = self.coverage(q_terms, have)
+        coverage = self.coverage(q_terms, self.context_terms[row])
         about_essay = self._is_about_essay(passage)
         asks_essay = question.kind == "author"
         return {
@@ -453,15 +494,20 @@ class SentenceReranker:
     ) -> list[ScoredSentence]:
         """Score the candidate sentences; best first.
 
-        Candidates: the sentences of the top retrieved passages, of the passages the question's
-        form points to, the sentences most similar to the question anywhere, and the reference
-        entries the best of those cite or that retrieval ranks best.
+        Candidates: the sentences of the top retrieved passages, of the passages BM25 ranks best
+        (``candidate_lexical``), of the passages the question's form points to, the sentences most
+        similar to the question anywhere, and the reference entries the best of those cite or that
+        retrieval ranks best.
         """
         import numpy as np
 
         passages = [r.passage for r in retrieved[: self.settings.answer.candidate_passages]]
+        lexical = sorted((r for r in retrieved if r.bm25), key=lambda r: -(r.bm25 or 0.0))
+        if self.settings.answer.enabled("lexical_candidates"):
+            passages += [r.passage for r in lexical[: self.settings.answer.candidate_lexical]]
         passages += self._structural_passages(question)
         similarities = self.index.sentence_vectors @ query_vector
+        context_similarities = self.paragraph_vectors @ query_vector
         similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
         topicality = float(self.essay_centroid @ query_vector)
         if self.settings.answer.enabled("citation_graph"):
@@ -492,6 +538,8 @@ class SentenceReranker:
                 matched,
                 names,
             )
+            context = self.settings.answer.enabled("paragraph_context")
+            values["paragraph_dense"] = max(0.0, float(context_similarities[row])) if context else 0.0
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             values["topicality"] = topicality  # question-level, for the answerability model
             table.append((row, passage, values))
@@ -503,7 +551,7 @@ class SentenceReranker:
             values["coverage_relative"] = values["coverage"] / best_coverage
             score = self.model.probability(values)
             scored.append(
-                ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.sentence_terms[row], values)
+                ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.context_terms[row], values)
             )
         return sorted(scored, key=lambda s: -s.score)
 
@@ -521,7 +569,7 @@ class SentenceReranker:
         for sentence in scored:
             best[sentence.passage.id] = max(best.get(sentence.passage.id, 0.0), sentence.score)
         by_id = {r.passage.id: r for r in retrieved}
-        for pid in (best.keys() | cited) - by_id.keys():
+        for pid in sorted((best.keys() | cited) - by_id.keys()):  # sorted: ties keep one order whatever the hash seed
             by_id[pid] = RetrievedPassage(self.index.passages[pid], 0.0, None, None)
         top = max(best.values(), default=0.0)
         best |= {pid: top for pid in cited}

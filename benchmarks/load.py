@@ -8,7 +8,8 @@ finished answer, pauses about ``--think`` seconds (0 by default: every session a
 once; otherwise a pause drawn uniformly from 0.5-1.5 times it, and each session starts at a
 random point of its first pause, so sessions do not ask in lockstep), and asks the next one.
 The clients are plain asyncio HTTP (Gradio's ``/gradio_api/call/chat`` route and its event
-stream), so they cost the 2-core machine little next to the server.
+stream), so they cost the 2-core machine little next to the server. :func:`run_level` is also the
+driver of ``tests/test_load.py``, which alternates ``/chat`` with the stateless ``/answer`` route.
 
 Prints, and writes to ``--out`` (``docs/load.json`` / ``docs/load.md``), per session count:
 answers, errors, answers per second, and latency from sending the question to the finished
@@ -77,31 +78,41 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
     raise RuntimeError("the chat server did not start within 300 s")
 
 
-async def ask(http: httpx.AsyncClient, session: str, question: str) -> str | None:
-    """One chat turn through ``/gradio_api/call/chat``; ``None`` when it succeeded, else the error."""
-    response = await http.post("/gradio_api/call/chat", json={"data": [question], "session_hash": session})
+def _bad_output(api: str, question: str, data: list) -> str | None:
+    """What is wrong with a finished ``/chat`` or ``/answer`` result (``None``: an answer)."""
+    if api == "answer":
+        return None if data and data[0].get("answer") else f"bad output for {question!r}: no answer"
+    messages, notice = data[0], data[-2]
+    last = messages[-1]["content"] if messages else ""
+    if notice or "ea-answer" not in json.dumps(last):
+        return f"bad output for {question!r}: {str(notice)[:200]}"
+    return None
+
+
+async def ask(http: httpx.AsyncClient, session: str, question: str, api: str = "chat") -> str | None:
+    """One turn through ``/gradio_api/call/{api}``; ``None`` when it succeeded, else the error.
+
+    ``api`` is ``chat`` (the session keeps the conversation) or ``answer`` (no history).
+    """
+    data = [question] if api == "chat" else [question, []]
+    response = await http.post(f"/gradio_api/call/{api}", json={"data": data, "session_hash": session})
     if response.status_code != 200:
         return f"join: HTTP {response.status_code} {response.text[:200]}"
     event_id = response.json()["event_id"]
     event = None
-    async with http.stream("GET", f"/gradio_api/call/chat/{event_id}") as stream:
+    async with http.stream("GET", f"/gradio_api/call/{api}/{event_id}") as stream:
         async for line in stream.aiter_lines():
             if line.startswith("event: "):
                 event = line[7:]
             elif line.startswith("data: ") and event in ("complete", "error"):
                 if event == "error":
                     return f"error event: {line[6:200]}"
-                data = json.loads(line[6:])
-                messages, notice = data[0], data[-2]
-                last = messages[-1]["content"] if messages else ""
-                if notice or "ea-answer" not in json.dumps(last):
-                    return f"bad output for {question!r}: {str(notice)[:200]}"
-                return None
+                return _bad_output(api, question, json.loads(line[6:]))
     return f"stream ended without a result ({event})"
 
 
-async def run_level(base: str, sessions: int, seconds: float, think: float) -> dict:
-    """``sessions`` concurrent sessions for ``seconds``; returns the figures."""
+async def run_level(base: str, sessions: int, seconds: float, think: float, apis: tuple[str, ...] = ("chat",)) -> dict:
+    """``sessions`` concurrent sessions for ``seconds``, each turn through the next of ``apis``; returns the figures."""
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=2 * sessions + 8, max_keepalive_connections=2 * sessions + 8)
@@ -116,11 +127,12 @@ async def run_level(base: str, sessions: int, seconds: float, think: float) -> d
                 await asyncio.sleep(pauses.uniform(0, think))  # staggered starts
             i = n
             while time.monotonic() < deadline:
-                question = QUESTIONS[i % len(QUESTIONS)]
+                # Every question through each api in turn (a whole round of questions per api).
+                question, api = QUESTIONS[i % len(QUESTIONS)], apis[i // len(QUESTIONS) % len(apis)]
                 i += 1
                 began = time.perf_counter()
                 try:
-                    error = await ask(http, sid, question)
+                    error = await ask(http, sid, question, api)
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 elapsed = time.perf_counter() - began

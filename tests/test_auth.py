@@ -1,6 +1,8 @@
 """A door for remote use: Gradio's login from an auth file, refused uploads, one-line logs for rejected requests.
 
-The app is served for real on loopback with a login; gradio_client, httpx and Chromium knock on it.
+The app is served for real on loopback with a login; gradio_client, httpx and Chromium knock on it
+(integration). The auth file's format and the refusal to serve another host without a login need no
+server (unit).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typer.testing import CliRunner
 
 from assistant import ui
 from assistant.cli import app as cli_app
-from tests.conftest import WAIT_MS, free_port
+from tests.conftest import WAIT_MS
+from tests.helpers import free_port
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 # What a visitor without a login may get: the page that shows the login form and its static pieces.
@@ -31,6 +34,7 @@ def auth_server(assistant, tmp_path_factory):
     app.close()
 
 
+@pytest.mark.unit
 def test_auth_file_format(tmp_path):
     path = tmp_path / "users.txt"
     path.write_text("# comment\n\n alice : pw one \nbob:x:y\n", encoding="utf-8")
@@ -65,6 +69,7 @@ def _routes(app) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.mark.integration
 def test_no_route_is_served_without_a_login(auth_server):
     url, app = auth_server
     routes = _routes(app) + [("GET", "/gradio_api/file=/etc/passwd"), ("GET", "/docs"), ("GET", "/openapi.json")]
@@ -83,6 +88,7 @@ def test_no_route_is_served_without_a_login(auth_server):
     assert served == []
 
 
+@pytest.mark.integration
 def test_api_wrong_password_refused_right_one_admitted(auth_server, assistant):
     from gradio_client import Client
 
@@ -97,6 +103,7 @@ def test_api_wrong_password_refused_right_one_admitted(auth_server, assistant):
     assert Client(url, auth=("bob", "another:colon"), verbose=False).predict("Who wrote the essay?", api_name="/chat")
 
 
+@pytest.mark.integration
 def test_uploads_refused_with_or_without_a_login(auth_server):
     url, _ = auth_server
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -109,6 +116,7 @@ def test_uploads_refused_with_or_without_a_login(auth_server):
         assert response.status_code == 403 and "uploads are disabled" in response.text
 
 
+@pytest.mark.integration
 def test_rejected_requests_logged_in_one_line(auth_server, capfd, caplog):
     from gradio_client import Client
 
@@ -128,6 +136,7 @@ def test_rejected_requests_logged_in_one_line(auth_server, capfd, caplog):
     assert all("\n" not in line for line in lines)
 
 
+@pytest.mark.integration
 def test_browser_login_wrong_then_right(browser, auth_server):
     url, _ = auth_server
     context = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -151,12 +160,16 @@ def test_browser_login_wrong_then_right(browser, auth_server):
         context.close()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
-def test_remote_host_needs_a_login(host, assistant):
-    with pytest.raises(ValueError, match="without a login"):
-        ui.launch(assistant, host=host, port=1, block=False)
+def test_remote_host_needs_a_login(host, fake_settings):
+    from assistant.api import Assistant
+
+    with pytest.raises(ValueError, match="without a login: .*no_auth=True"):
+        ui.launch(Assistant(fake_settings), host=host, port=1, block=False)
 
 
+@pytest.mark.unit
 def test_cli_remote_host_needs_auth_file_or_no_auth(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(ui, "launch", lambda *args, **kwargs: calls.append(kwargs))

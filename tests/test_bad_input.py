@@ -1,22 +1,19 @@
 """Bad input on every entry point: Python ``answer()``, CLI ``ask``, ``ask --jsonl``, the Gradio API, the browser.
 
 One table of cases; each entry point must give a short, specific message for invalid text and a
-normal (cited or declined) answer for odd but valid text, and keep going afterwards.
+normal (cited or declined) answer for odd but valid text, and keep going afterwards. ``answer()`` and
+the CLI in-process are unit tests (the fake model: what is retrieved does not matter here); a CLI
+process, the Gradio API and the browser are integration tests.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from assistant.cli import app as cli_app
 from assistant.errors import InvalidQuestionError
-
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
+from tests.helpers import HUAWEI, invoke_cli, jsonl_rows, run_cli
 
 # (case id, question, expected message fragment, or None when it must be answered normally)
 CASES = [
@@ -43,53 +40,55 @@ def _check_valid_answer(data: dict, corpus_text: str) -> None:
         assert corpus_text[c["start"] : c["end"]] == c["quote"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("case", "question", "message"), CASES, ids=IDS)
-def test_python_answer(assistant, case, question, message):
+def test_python_answer(fake_assistant, case, question, message):
     if message is None:
-        result = assistant.answer(question)
-        _check_valid_answer(result.to_dict(), assistant.settings.corpus_path.read_text(encoding="utf-8"))
+        result = fake_assistant.answer(question)
+        _check_valid_answer(result.to_dict(), fake_assistant.settings.corpus_path.read_text(encoding="utf-8"))
         return
     with pytest.raises(InvalidQuestionError, match=message) as info:
-        assistant.answer(question)
+        fake_assistant.answer(question)
     assert len(str(info.value)) < 120 and "\n" not in str(info.value)
 
 
-def test_python_answer_survives_odd_types_and_history(assistant):
+@pytest.mark.unit
+def test_python_answer_survives_odd_types_and_history(fake_assistant):
+    plain = fake_assistant.answer(HUAWEI).to_dict()
     for bad in (None, 42, b"bytes", ["list"]):
         with pytest.raises(InvalidQuestionError, match="must be text"):
-            assistant.answer(bad)  # type: ignore[arg-type]
+            fake_assistant.answer(bad)  # type: ignore[arg-type]
     # A malformed history is ignored, not fatal.
-    assert "December 2018" in assistant.answer(HUAWEI, history=[None, 3, "x" * 30_000]).answer  # type: ignore[list-item]
-    assert "December 2018" in assistant.answer(HUAWEI).answer  # still serving
+    odd = fake_assistant.answer(HUAWEI, history=[None, 3, "x" * 30_000]).to_dict()  # type: ignore[list-item]
+    assert (odd["answer"], odd["citations"]) == (plain["answer"], plain["citations"]) and plain["citations"]
+    assert fake_assistant.answer(HUAWEI).answer == plain["answer"]  # still serving
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("case", "question", "message"), CASES, ids=IDS)
-def test_cli_ask(assistant, case, question, message):
+def test_cli_ask(fake_assistant, case, question, message):
     """In-process (typer's runner); argv cannot carry NUL, so this also covers what a shell cannot pass."""
-    runner = CliRunner()
-    result = runner.invoke(cli_app, ["--index-dir", str(assistant.settings.index_dir), "ask", "--json", question])
+    result = invoke_cli(fake_assistant.settings, "ask", "--json", question)
     if message is None:
         assert result.exit_code == 0, result.output
-        _check_valid_answer(json.loads(result.stdout), assistant.settings.corpus_path.read_text(encoding="utf-8"))
+        _check_valid_answer(json.loads(result.stdout), fake_assistant.settings.corpus_path.read_text(encoding="utf-8"))
     else:
         assert result.exit_code == 2
         assert result.stderr.startswith("error: ") and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_cli_ask_undecodable_argv_in_a_real_process(assistant):
     """Invalid UTF-8 bytes on the command line reach Python as lone surrogates: a one-line error, exit 2."""
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "ask", b"Why\xff?"],
-        capture_output=True,
-        timeout=300,
-    )
+    result = run_cli("ask", b"Why\xff?", index_dir=assistant.settings.index_dir, text=False)
     assert result.returncode == 2
     assert result.stderr.decode().strip() == (
         "error: the question is not valid Unicode text (it holds a lone surrogate)"
     )
 
 
+@pytest.mark.integration
 def test_jsonl_batch_answers_every_good_line(assistant):
     """Every case as a JSON line, plus lines that are not UTF-8, not JSON, not an object, or lack "question"."""
     lines = [json.dumps({"id": case, "question": question}).encode() for case, question, _ in CASES]
@@ -101,23 +100,10 @@ def test_jsonl_batch_answers_every_good_line(assistant):
         json.dumps({"id": "number", "question": 42}).encode(),
         json.dumps({"id": "last", "question": HUAWEI}).encode(),
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "assistant.cli",
-            "--index-dir",
-            str(assistant.settings.index_dir),
-            "ask",
-            "--jsonl",
-            "-",
-        ],
-        input=b"\n".join(lines) + b"\n",
-        capture_output=True,
-        timeout=300,
-    )
+    stdin = b"\n".join(lines) + b"\n"
+    result = run_cli("ask", "--jsonl", "-", index_dir=assistant.settings.index_dir, stdin=stdin, text=False)
     assert result.returncode == 1  # some lines failed
-    out = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    out = jsonl_rows(result.stdout)
     assert len(out) == len(lines)
     corpus_text = assistant.settings.corpus_path.read_text(encoding="utf-8")
     for row, (case, _, message) in zip(out, CASES, strict=False):
@@ -137,13 +123,7 @@ def test_jsonl_batch_answers_every_good_line(assistant):
     assert stderr.count("error: line ") == len(INVALID) + 5
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
-
-
+@pytest.mark.integration
 @pytest.mark.parametrize(("case", "question", "message"), CASES, ids=IDS)
 def test_gradio_api_answer(client, assistant, case, question, message):
     if case == "lone-surrogate":
@@ -159,6 +139,7 @@ def test_gradio_api_answer(client, assistant, case, question, message):
         client.predict(question, [], api_name="/answer")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("case", "question", "message"), INVALID[:5], ids=[c[0] for c in INVALID[:5]])
 def test_gradio_api_chat_gives_a_notice(client, case, question, message):
     outputs = client.predict(question, api_name="/chat")
@@ -167,6 +148,7 @@ def test_gradio_api_chat_gives_a_notice(client, case, question, message):
     assert client.predict(HUAWEI, api_name="/chat")[-2] == ""  # the session still answers
 
 
+@pytest.mark.integration
 def test_gradio_api_wrong_types(client):
     from gradio_client.exceptions import AppError
 
@@ -178,6 +160,7 @@ def test_gradio_api_wrong_types(client):
 HOSTILE = [c for c in CASES if c[0] in ("html-script", "markdown", "prompt-injection")]
 
 
+@pytest.mark.integration
 def test_browser_renders_markup_as_text(page):
     """Hostile questions are shown verbatim as text; no element they describe exists, no script runs."""
     page.evaluate("() => { window.alert = () => { window.__alerted = true; }; }")

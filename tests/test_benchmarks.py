@@ -3,10 +3,14 @@
 No test here (or anywhere) asserts a wall-clock time.
 """
 
+import pytest
+
 from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus, parse_corpus
 from benchmarks.__main__ import pct
 from benchmarks.synth import scaled_corpus, write_scaled_corpus
+
+pytestmark = pytest.mark.unit
 
 
 def test_scaled_corpus_keeps_the_essay_format(tmp_path):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,9 +13,9 @@ import pytest
 from assistant import chroma_server, index
 from assistant.api import Assistant
 from assistant.errors import IndexStoreError
-from tests.conftest import free_port
+from tests.helpers import HUAWEI, free_port, run_cli, wait_for
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +31,20 @@ def chroma_url(tmp_path_factory):
         [str(exe), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited with {proc.returncode}; see {log.name}")
         try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
+            return httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"chroma run did not start; see {log.name}")
-        time.sleep(0.2)
+            return False
+
+    try:
+        wait_for(up, 60, f"chroma run answering on {url} (log: {log.name})", interval=0.2)
+    except BaseException:
+        proc.kill()
+        raise
     yield url
     proc.terminate()
     try:
@@ -81,13 +82,10 @@ def test_replicas_switch_together_after_a_rebuild_by_the_cli(remote):
     replicas = [Assistant(remote), Assistant(remote)]
     before = {r.answer(HUAWEI).answer for r in replicas}
     old = index.served_build(remote)
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "index", "rebuild"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        "index",
+        "rebuild",
         env={
-            **os.environ,
             "ASSISTANT_CHROMA_URL": remote.chroma_url,
             "ASSISTANT_CHROMA_PREFIX": remote.chroma_prefix,
             "ASSISTANT_INDEX_DIR": str(remote.index_dir),

@@ -1,7 +1,8 @@
 """The conversation and composed answers (the conversation issue), each kind of fault as a test.
 
-The unit tests of :func:`assistant.conversation.resolve` need no model; the others answer
-through the real assistant. The figures on whole scripts are in tests/test_evaluation.py.
+The tests of :func:`assistant.conversation.resolve` need no model, and the questions about the document's
+structure none that retrieves well (unit, fake model); the others answer through the real assistant
+(integration). The figures on whole scripts are in tests/test_evaluation.py.
 """
 
 import pytest
@@ -17,6 +18,7 @@ def _turns(*questions: str) -> list[Turn]:
     return turns_from(list(questions), lambda q, ts: resolve(q, ts, countries=COUNTRIES))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("previous", "question"),
     [
@@ -33,6 +35,7 @@ def test_a_question_that_does_not_lean_on_the_conversation_stands_alone(previous
     assert (resolution.intent, resolution.standalone) == ("new", question)
 
 
+@pytest.mark.unit
 def test_follow_ups_resolve_through_any_number_of_turns():
     turns = _turns("When did the United States ban Huawei?", "When did Japan do that?")
     # The second turn was itself a follow-up: its country replaced the first one's, its topic carried.
@@ -42,6 +45,7 @@ def test_follow_ups_resolve_through_any_number_of_turns():
     assert third.standalone == "What did its prime minister say about it? (Japan ban Huawei)"
 
 
+@pytest.mark.unit
 def test_and_x_puts_a_new_subject_into_the_previous_question():
     turns = _turns("When did the U.S. first restrict Huawei?")
     assert resolve("and Japan?", turns, countries=COUNTRIES).standalone == "When did Japan first restrict Huawei?"
@@ -52,6 +56,7 @@ def test_and_x_puts_a_new_subject_into_the_previous_question():
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("question", "intent"),
     [
@@ -73,12 +78,14 @@ def test_conversational_requests_work_on_the_previous_answer(question, intent):
     assert resolution.previous == previous and resolution.shown == {(10, 20)}
 
 
+@pytest.mark.integration
 def test_an_unrelated_question_is_not_answered_from_the_history(assistant):
     answer = assistant.answer("Who is Jake Sullivan?", history=["When did Japan ban Huawei equipment?"])
     assert answer.standalone_question == "Who is Jake Sullivan?"
     assert "Sullivan" in answer.answer and "Huawei" not in answer.answer
 
 
+@pytest.mark.integration
 def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assistant):
     first = assistant.answer("What did the success of U.S. controls hinge on?")
     assert "parallel rules" in first.answer
@@ -87,6 +94,7 @@ def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assist
     assert not {(c.start, c.end) for c in why.citations} & {(c.start, c.end) for c in first.citations}
 
 
+@pytest.mark.integration
 def test_more_and_shorter_work_on_what_was_quoted(assistant):
     first = assistant.answer("What did Japan's Minister Nishimura say about the chip curbs?")
     more = assistant.answer("Tell me more", history=[first])
@@ -98,6 +106,7 @@ def test_more_and_shorter_work_on_what_was_quoted(assistant):
     assert (shorter.citations[0].start, shorter.citations[0].end) in {(c.start, c.end) for c in more.citations}
 
 
+@pytest.mark.integration
 def test_more_says_so_when_the_essay_has_nothing_more(assistant):
     history = [assistant.answer("Where did the author teach on the JET Program?")]
     for _ in range(6):
@@ -107,12 +116,14 @@ def test_more_says_so_when_the_essay_has_nothing_more(assistant):
     assert history[-1].answer == NOTHING_MORE and history[-1].refused
 
 
+@pytest.mark.integration
 def test_a_follow_up_never_repeats_the_previous_answer(assistant):
     first = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
     again = assistant.answer("When did they do that?", history=[first])
     assert again.answer != first.answer
 
 
+@pytest.mark.integration
 def test_length_short_normal_long(assistant):
     question = "What did Japan do in March 2023?"
     short = assistant.answer(question, length="short")
@@ -125,7 +136,9 @@ def test_length_short_normal_long(assistant):
         assistant.answer(question, length="tiny")
 
 
-def test_questions_about_the_document_are_answered_from_its_structure(assistant):
+@pytest.mark.unit
+def test_questions_about_the_document_are_answered_from_its_structure(fake_assistant):
+    assistant = fake_assistant
     count = assistant.answer("How many references does the essay have?")
     assert "26 numbered references" in count.answer and count.citations[0].passage_id == "ref-26"
     sections = assistant.answer("List the sections of the essay.")
@@ -141,6 +154,7 @@ def test_questions_about_the_document_are_answered_from_its_structure(assistant)
         assert not answer.refused and answer.citations
 
 
+@pytest.mark.integration
 def test_a_timeline_lists_every_dated_step_in_date_order(assistant):
     answer = assistant.answer("Give me a timeline of the US actions against Huawei")
     text = answer.answer
@@ -148,6 +162,7 @@ def test_a_timeline_lists_every_dated_step_in_date_order(assistant):
     assert -1 not in positions and positions == sorted(positions)
 
 
+@pytest.mark.integration
 def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
     answer = assistant.answer("Summarize the section on Japan's cooperating and hedging strategy")
     paragraphs = {c.passage_id.split("-")[1] for c in answer.citations}
@@ -155,6 +170,7 @@ def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
     assert {c.section for c in answer.citations} == {"Cooperating and Hedging: Japan’s Strategy"}
 
 
+@pytest.mark.integration
 def test_a_comparison_quotes_both_sides(assistant):
     answer = assistant.answer(
         "How was Beijing's reaction to Tokyo's restrictions different from its reaction to Washington's?"
@@ -162,6 +178,7 @@ def test_a_comparison_quotes_both_sides(assistant):
     assert "Japanese technology restrictions" in answer.answer and "unilateral protectionism" in answer.answer
 
 
+@pytest.mark.integration
 def test_the_essays_own_questions_and_title_never_answer(assistant):
     answer = assistant.answer("What did he say?", history=["Who is Jake Sullivan?"])
     assert "What exactly did Sullivan mean?" not in answer.answer
@@ -169,6 +186,7 @@ def test_the_essays_own_questions_and_title_never_answer(assistant):
     assert "Bonding Over Bans" not in compare.answer
 
 
+@pytest.mark.integration
 def test_suggested_follow_ups_come_from_the_evidence_and_are_never_declined(assistant):
     first = assistant.answer("When did Japan ban Huawei equipment?")
     suggestions = assistant.follow_ups(first)
@@ -183,6 +201,7 @@ def test_suggested_follow_ups_come_from_the_evidence_and_are_never_declined(assi
     assert refusal.refused and assistant.follow_ups(refusal) == []  # a refusal gets none
 
 
+@pytest.mark.integration
 def test_what_the_essay_says_about_a_topic_spans_its_sections(assistant):
     answer = assistant.answer("What does the essay say about Huawei?")
     sections = {c.section for c in answer.citations}

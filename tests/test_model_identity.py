@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +21,9 @@ from assistant.api import Assistant
 from assistant.config import BUNDLED_MODEL
 from assistant.embeddings import Embedder, model_identity, resolve_model_dir
 from assistant.errors import IndexStoreError, ModelError
+from tests.helpers import HUAWEI, run_cli
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
+pytestmark = pytest.mark.integration
 
 
 def copy_model(bundled: Path, target_parent: Path) -> Path:
@@ -77,22 +76,10 @@ def dense_model(tmp_path_factory, bundled) -> Path:
     return model
 
 
-@pytest.fixture
-def own_index(assistant, tmp_path):
-    """A private copy of the session's built index (made with the bundled model)."""
-    target = tmp_path / "idx"
-    shutil.copytree(assistant.settings.index_dir, target, ignore=shutil.ignore_patterns(".lock", ".readers"))
-    return assistant.settings.model_copy(update={"index_dir": target, "rebuild_lock_timeout_s": 2.0})
-
-
-def _cli(settings, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--index-dir", str(settings.index_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "ASSISTANT_EMBEDDING_MODEL": str(settings.embedding_model), **(env or {})},
-    )
+def _cli(settings, *args: str, env: dict | None = None):
+    """The CLI in a subprocess with ``settings``' index folder and embedding model."""
+    model = {"ASSISTANT_EMBEDDING_MODEL": str(settings.embedding_model)}
+    return run_cli(*args, index_dir=settings.index_dir, env=model | (env or {}), timeout=600)
 
 
 def test_identity_ignores_the_folder_and_json_layout(tmp_path, bundled, settings):

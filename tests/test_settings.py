@@ -1,10 +1,9 @@
-"""Settings out of range: a one-line error naming the setting and the allowed range (issue 12, part 6)."""
+"""Settings out of range: a one-line error naming the setting and the allowed range (issue 12, part 6).
+
+Unit tests, but for the one that starts the CLI in a fresh process with the bad variable set.
+"""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,14 +11,14 @@ from assistant import index
 from assistant.api import Assistant
 from assistant.config import load_settings
 from assistant.errors import SettingsError
-
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
+from tests.helpers import HUAWEI, TINY_QUESTION, run_cli
 
 
 def _one_line(message: str) -> None:
     assert "\n" not in message.strip() and "Traceback" not in message and len(message) < 300, message
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("top_k", [21, 30, 50])
 def test_top_k_above_the_ranked_candidates_is_refused(top_k, monkeypatch):
     """21..50 used to return 20 passages silently (the retriever ranks candidate_k = 20)."""
@@ -34,6 +33,7 @@ def test_top_k_above_the_ranked_candidates_is_refused(top_k, monkeypatch):
     assert load_settings(candidate_k=top_k).top_k == top_k
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -44,33 +44,22 @@ def test_top_k_above_the_ranked_candidates_is_refused(top_k, monkeypatch):
         ("ASSISTANT_ANSWER__MAX_CHARS", "5", "allowed 100..900"),
     ],
 )
-def test_cli_names_the_setting_and_its_range_in_one_line(assistant, variable, value, expected):
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "ask", HUAWEI],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, variable: value},
-    )
+def test_cli_names_the_setting_and_its_range_in_one_line(tmp_path, variable, value, expected):
+    result = run_cli("ask", HUAWEI, index_dir=tmp_path / "never-built", env={variable: value})
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: invalid settings: ") and variable in result.stderr
     assert expected in result.stderr
     _one_line(result.stderr)
+    assert not (tmp_path / "never-built").exists()  # refused before anything is read or built
 
 
-def test_top_k_above_the_passages_in_the_index_is_refused(tmp_path, settings):
+@pytest.mark.unit
+def test_top_k_above_the_passages_in_the_index_is_refused(tiny_index):
     """A corpus of 3 passages (title, one paragraph, one reference) with top_k 5: a one-line error."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "essay.md").write_text(
-        "# A Short Essay\n\nBy Someone\n\nJapan banned Huawei equipment in 2018. (1) It said why.\n\n"
-        "## References\n\n(1) “A Source,” Outlet, May 1, 2019, https://example.org/a.\n",
-        encoding="utf-8",
-    )
-    own = settings.model_copy(update={"corpus_dir": corpus, "index_dir": tmp_path / "idx", "top_k": 5})
-    index.build(own, progress=False)
+    own = tiny_index.model_copy(update={"top_k": 5})
+    assert index.status(own).manifest["passage_count"] == 3
     with pytest.raises(SettingsError) as info:
         Assistant(own).answer(HUAWEI)
     _one_line(str(info.value))
     assert "holds only 3 passages" in str(info.value) and "allowed 1..3" in str(info.value)
-    assert Assistant(own.model_copy(update={"top_k": 3})).answer(HUAWEI).citations
+    assert Assistant(own.model_copy(update={"top_k": 3})).answer(TINY_QUESTION).citations

@@ -1,6 +1,7 @@
 """The chat UI, driven for real: the app served on loopback, Debian's Chromium via Playwright, gradio_client.
 
-Waits are on conditions (generous timeouts for a busy 2-core machine), never fixed sleeps.
+Waits are on conditions (generous timeouts for a busy 2-core machine), never fixed sleeps. Rendering an
+answer and the chat command's host check are unit tests (the fake model); the rest is integration.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from assistant import ui
 from assistant.cli import app as cli_app
 from assistant.config import REPO_ROOT
+from assistant.corpus import load_corpus
+from assistant.overview import build_overview
 from assistant.text import strip_footnotes
-from tests.conftest import WAIT_MS, free_port
+from tests.conftest import WAIT_MS
+from tests.helpers import free_port
 
 JAPAN_Q = "Why does Japan avoid naming China in its export controls?"
 
@@ -35,6 +40,7 @@ def _answers(page):
     return page.locator("#ea-chat .ea-answer")
 
 
+@pytest.mark.integration
 def test_browser_cited_answer_and_source_panel(page, assistant, tmp_path):
     expected = assistant.answer(JAPAN_Q)
     # The citation whose sentence has footnoted references, so the panel's reference list is checked too.
@@ -79,6 +85,7 @@ def test_browser_cited_answer_and_source_panel(page, assistant, tmp_path):
     print(f"Enter -> question shown: {question_s:.2f} s; -> full answer: {full_s:.2f} s")
 
 
+@pytest.mark.integration
 def test_browser_follow_up_is_made_standalone(page, assistant):
     _ask(page, "Why was Huawei banned?")
     _answers(page).nth(0).wait_for()
@@ -90,6 +97,7 @@ def test_browser_follow_up_is_made_standalone(page, assistant):
     assert "December 2018" in _answers(page).nth(1).inner_text()
 
 
+@pytest.mark.integration
 def test_browser_escapes_html_and_rejects_bad_input(page):
     hostile = '<img src=x onerror="window.__pwned=1"><b>bold</b> **stars**'
     _ask(page, hostile)
@@ -110,6 +118,7 @@ def test_browser_escapes_html_and_rejects_bad_input(page):
     assert page.locator("#ea-notice .ea-notice").count() == 0
 
 
+@pytest.mark.integration
 def test_browser_suggestion_asks_and_export(page, tmp_path):
     page.get_by_role("button", name="Who wrote the essay?").click()
     _answers(page).first.wait_for()
@@ -125,6 +134,7 @@ def test_browser_suggestion_asks_and_export(page, tmp_path):
     assert "[1]" in markdown and "> Ian Wong" in markdown
 
 
+@pytest.mark.integration
 def test_overview_suggestions_are_answered(assistant):
     from assistant.corpus import load_corpus
     from assistant.overview import build_overview
@@ -141,6 +151,7 @@ def _comparable(answer: dict) -> dict:
     return {k: v for k, v in answer.items() if k != "timings_ms"}
 
 
+@pytest.mark.integration
 def test_api_matches_python_answer(server, assistant):
     from gradio_client import Client
 
@@ -162,18 +173,19 @@ def test_api_matches_python_answer(server, assistant):
     assert expected.standalone_question in outputs[2]  # the Evidence panel (the state is not an output)
 
 
-def test_rendering_escapes_everything(assistant):
-    result = assistant.answer(JAPAN_Q)
+@pytest.mark.unit
+def test_rendering_escapes_everything(fake_assistant):
+    result = fake_assistant.answer(JAPAN_Q)
+    assert result.citations
     html = ui.render_answer(result, 1)
     assert html.count('class="ea-marker') == 2 * len(result.citations)
     assert "<script" not in ui.render_question("<script>alert(1)</script>")
-    markdown = ui.conversation_markdown(
-        ui.build_overview(__import__("assistant.corpus").corpus.load_corpus(assistant.settings.corpus_path)), [result]
-    )
+    markdown = ui.conversation_markdown(build_overview(load_corpus(fake_assistant.settings.corpus_path)), [result])
     for c in result.citations:
         assert f"> {c.quote}" in markdown
 
 
+@pytest.mark.unit
 def test_chat_command_refuses_remote_host_without_a_login():
     result = CliRunner().invoke(cli_app, ["chat", "--host", "0.0.0.0"])
     assert result.exit_code == 2
@@ -226,6 +238,7 @@ def _new_page(browser, server, tmp_path, *, dark: bool = False, width: int = 140
     return context, page
 
 
+@pytest.mark.integration
 def test_browser_copy_gives_plain_text_and_messages_read_without_tags(page, server, assistant):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.rstrip("/"))
     expected = assistant.answer(JAPAN_Q)
@@ -251,6 +264,7 @@ def test_browser_copy_gives_plain_text_and_messages_read_without_tags(page, serv
     assert page.locator("#ea-chat .ea-copytext").first.evaluate("e => getComputedStyle(e).display") == "none"
 
 
+@pytest.mark.integration
 def test_browser_math_and_markdown_shown_as_typed(page):
     typed = r"$$x^2 + \frac{a}{b}$$ and *stars* # not a heading `code` [link](http://example.com) $5 or $6"
     _ask(page, typed)
@@ -259,6 +273,7 @@ def test_browser_math_and_markdown_shown_as_typed(page):
     assert page.locator("#ea-chat .katex, #ea-chat em, #ea-chat code, #ea-chat h1, #ea-chat a").count() == 0
 
 
+@pytest.mark.integration
 def test_browser_highlight_readable_in_light_and_dark_mode(browser, server, assistant, tmp_path):
     expected = assistant.answer(JAPAN_Q)
     for dark in (False, True):
@@ -285,6 +300,7 @@ def test_browser_highlight_readable_in_light_and_dark_mode(browser, server, assi
             context.close()
 
 
+@pytest.mark.integration
 def test_browser_evidence_for_a_reader_and_phone_width(browser, server, assistant, tmp_path):
     expected = assistant.answer(JAPAN_Q)
     for dark in (False, True):
@@ -314,6 +330,7 @@ def test_browser_evidence_for_a_reader_and_phone_width(browser, server, assistan
             context.close()
 
 
+@pytest.mark.integration
 def test_browser_conversation_survives_a_reload_until_new_conversation(page):
     _ask(page, "Why was Huawei banned?")
     _answers(page).nth(0).wait_for()
@@ -337,6 +354,7 @@ def test_browser_conversation_survives_a_reload_until_new_conversation(page):
     assert page.locator("#ea-chat .ea-question").all_inner_texts() == ["Who wrote the essay?"]
 
 
+@pytest.mark.integration
 def test_browser_read_the_essay(page, assistant, tmp_path):
     expected = assistant.answer(JAPAN_Q)
     _ask(page, JAPAN_Q)
@@ -360,6 +378,7 @@ def test_browser_read_the_essay(page, assistant, tmp_path):
     _shot(page, tmp_path, "read-the-essay-footnote", full_page=False)
 
 
+@pytest.mark.integration
 def test_browser_non_english_question_gets_one_line(page):
     _ask(page, "¿Por qué Japón evita nombrar a China en sus controles de exportación?")
     _answers(page).first.wait_for()
@@ -368,6 +387,7 @@ def test_browser_non_english_question_gets_one_line(page):
     assert page.locator("#ea-chat .ea-marker").count() == 0
 
 
+@pytest.mark.integration
 def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path):
     from gradio_client import Client
 
@@ -404,6 +424,7 @@ def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path
     assert "Traceback" not in "".join(output)
 
 
+@pytest.mark.integration
 def test_browser_follow_up_buttons_and_answer_length(page, assistant):
     _ask(page, "When did Japan ban Huawei equipment?")
     _answers(page).nth(0).wait_for()
@@ -424,6 +445,7 @@ def test_browser_follow_up_buttons_and_answer_length(page, assistant):
     assert "[1]" in short and "[2]" not in short
 
 
+@pytest.mark.unit
 def test_answer_says_which_backend_wrote_it():
     from assistant.answering import Answer
 

@@ -7,23 +7,22 @@ validation and search, while the answer keeps the text as written for display.
 
 Entry points: Python ``Assistant.answer`` and ``answer()``, CLI ``ask`` (text and ``--json``),
 CLI ``ask --jsonl`` (a real process), and the HTTP API of the chat app (``/answer``, ``/chat``).
+The normalisation and the in-process entry points are unit tests (the fake model gives the plain and
+the pasted question the same answer exactly when they are normalised alike); CLI processes and the
+HTTP API answer with the real model (integration).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import unicodedata
 
 import pytest
-from typer.testing import CliRunner
 
-from assistant.cli import app as cli_app
 from assistant.errors import InvalidQuestionError
 from assistant.question import normalise_question, validate
+from tests.helpers import HUAWEI, invoke_cli, jsonl_rows, run_cli
 
-HUAWEI = "When did Japan ban Huawei equipment from its ministries?"
 SHORT = "When did Japan ban Huawei?"
 TOKYO = "Why did Tōkyō ban Huawei equipment from its ministries?"  # ō: one code point (NFC)
 
@@ -52,11 +51,23 @@ def _same(data: dict, plain: dict) -> None:
     assert [p["passage_id"] for p in data["passages"]] == [p["passage_id"] for p in plain["passages"]]
 
 
-@pytest.fixture(scope="module")
-def plain_answers(assistant) -> dict[str, dict]:
+def _plain(assistant) -> dict[str, dict]:
     return {q: assistant.answer(q).to_dict() for q in {v[2] for v in VARIANTS}}
 
 
+@pytest.fixture(scope="module")
+def plain_answers(assistant) -> dict[str, dict]:
+    """The real model's answers to the plain questions."""
+    return _plain(assistant)
+
+
+@pytest.fixture(scope="module")
+def fake_plain_answers(fake_assistant) -> dict[str, dict]:
+    """The fake model's answers to the plain questions."""
+    return _plain(fake_assistant)
+
+
+@pytest.mark.unit
 def test_normalisation_of_each_variant():
     for _, variant, plain in VARIANTS:
         assert normalise_question(variant) == plain
@@ -71,81 +82,67 @@ def test_normalisation_of_each_variant():
         validate("When\u200b did\x07 Japan ban Huawei?", 100)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("case", "variant", "plain"), VARIANTS, ids=IDS)
-def test_python_answer(assistant, plain_answers, case, variant, plain):
-    result = assistant.answer(variant)
-    _same(result.to_dict(), plain_answers[plain])
+def test_python_answer(fake_assistant, fake_plain_answers, case, variant, plain):
+    result = fake_assistant.answer(variant)
+    _same(result.to_dict(), fake_plain_answers[plain])
     assert result.question == " ".join(variant.split())  # as written, for display
     assert result.standalone_question == plain  # as searched
-    if plain != TOKYO:
-        assert "December 2018" in result.answer and not result.refused
 
 
-def test_module_level_answer_function(assistant, plain_answers):
+@pytest.mark.unit
+def test_module_level_answer_function(fake_assistant, fake_plain_answers):
     from assistant.api import answer
 
-    result = answer(VARIANTS[0][1], settings=assistant.settings)
-    _same(result.to_dict(), plain_answers[SHORT])
+    result = answer(VARIANTS[0][1], settings=fake_assistant.settings)
+    _same(result.to_dict(), fake_plain_answers[SHORT])
 
 
-def test_followup_history_is_normalised_too(assistant):
-    result = assistant.answer("When did Japan do that?", history=["Why was Hua\u200bwei ban\u00adned?"])
+@pytest.mark.unit
+def test_followup_history_is_normalised_too(fake_assistant):
+    result = fake_assistant.answer("When did Japan do that?", history=["Why was Hua\u200bwei ban\u00adned?"])
     assert result.standalone_question == "When did Japan do that? (Huawei banned)"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("case", "variant", "plain"), VARIANTS, ids=IDS)
-def test_cli_ask_json(assistant, plain_answers, case, variant, plain):
-    runner = CliRunner()
-    result = runner.invoke(cli_app, ["--index-dir", str(assistant.settings.index_dir), "ask", "--json", variant])
+def test_cli_ask_json(fake_assistant, fake_plain_answers, case, variant, plain):
+    result = invoke_cli(fake_assistant.settings, "ask", "--json", variant)
     assert result.exit_code == 0, result.output
-    _same(json.loads(result.stdout), plain_answers[plain])
+    _same(json.loads(result.stdout), fake_plain_answers[plain])
 
 
+@pytest.mark.integration
 def test_cli_ask_text_in_a_real_process(assistant):
-    args = [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir), "ask"]
-    pasted = subprocess.run([*args, VARIANTS[0][1]], capture_output=True, text=True, timeout=300)
-    plain = subprocess.run([*args, SHORT], capture_output=True, text=True, timeout=300)
+    pasted = run_cli("ask", VARIANTS[0][1], index_dir=assistant.settings.index_dir)
+    plain = run_cli("ask", SHORT, index_dir=assistant.settings.index_dir)
     assert pasted.returncode == 0 and pasted.stderr == ""
     assert pasted.stdout == plain.stdout and "December 2018" in pasted.stdout
 
 
+@pytest.mark.integration
 def test_cli_jsonl_batch(assistant, plain_answers):
     lines = [json.dumps({"id": case, "question": variant}) for case, variant, _ in VARIANTS]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "assistant.cli",
-            "--index-dir",
-            str(assistant.settings.index_dir),
-            "ask",
-            "--jsonl",
-            "-",
-        ],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("ask", "--jsonl", "-", index_dir=assistant.settings.index_dir, stdin="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = jsonl_rows(result.stdout)
     assert [r["id"] for r in rows] == IDS
     for row, (_, _, plain) in zip(rows, VARIANTS, strict=True):
         _same(row, plain_answers[plain])
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
-
-
+@pytest.mark.integration
 @pytest.mark.parametrize(("case", "variant", "plain"), VARIANTS, ids=IDS)
 def test_http_api_answer(client, plain_answers, case, variant, plain):
-    _same(client.predict(variant, [], api_name="/answer"), plain_answers[plain])
+    data = client.predict(variant, [], api_name="/answer")
+    _same(data, plain_answers[plain])
+    assert data["question"] == " ".join(variant.split())  # as written, for display
+    if plain != TOKYO:
+        assert "December 2018" in data["answer"] and not data["refused"]
 
 
+@pytest.mark.integration
 def test_http_api_chat(client):
     outputs = client.predict(VARIANTS[0][1], api_name="/chat")
     assert outputs[-2] == ""  # no notice
