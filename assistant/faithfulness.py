@@ -44,7 +44,6 @@ UNSUPPORTED = (
 MAX_WRONG_KEPT = 0.025  # calibration: at most this share of wrong tune sentences kept (the 3 % target less a margin)
 THRESHOLDS = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # support thresholds swept, 0.30..0.80
 PAIR_PENALTIES = (0.0, 0.05, 0.10, 0.15)
-NOVEL_RUNS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, float("inf"))  # MAX_NOVEL_RUN values swept (inf: no limit)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -195,45 +194,35 @@ def figures(scored: list[tuple[dict[str, Any], float, bool, str]], threshold: fl
 
 
 def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Choose ``support_threshold``, ``PAIR_PENALTY`` and ``MAX_NOVEL_RUN`` on tune items.
+    """Choose ``support_threshold`` and ``PAIR_PENALTY`` on tune items (see the module docstring).
 
-    For each pair penalty and novel-run limit the tune set is checked once and every threshold
-    swept; the setting with the most correct sentences kept while at most :data:`MAX_WRONG_KEPT`
-    of wrong ones are wins (ties: the higher threshold, then the smaller penalty, then the stricter
-    novel-run limit). A penalty must earn its place: with none, a claim that merges two sentences
-    is cited by both rather than by the one that happens to score higher alone.
+    For each pair penalty the tune set is checked once and every threshold swept; the pair with
+    the most correct sentences kept while at most :data:`MAX_WRONG_KEPT` of wrong ones are wins
+    (ties: the higher threshold, then the smaller penalty). A penalty must earn its place: with
+    none, a claim that merges two sentences is cited by both rather than by the one that happens to
+    score higher alone.
     """
     import assistant.verification as verification
 
-    defaults = verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN
+    default = verification.PAIR_PENALTY
     table = []
     try:
         for penalty in PAIR_PENALTIES:
-            for run in NOVEL_RUNS:
-                verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN = penalty, run
-                scored, _ = score_items(items, remember=True)
-                for t in THRESHOLDS:
-                    f = figures(scored, t)
-                    table.append(
-                        {
-                            "pair_penalty": penalty,
-                            "max_novel_run": None if run == float("inf") else run,
-                            "threshold": t,
-                            **{k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")},
-                        }
-                    )
+            verification.PAIR_PENALTY = penalty
+            scored, _ = score_items(items, remember=True)
+            for t in THRESHOLDS:
+                f = figures(scored, t)
+                table.append(
+                    {
+                        "pair_penalty": penalty,
+                        "threshold": t,
+                        **{k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")},
+                    }
+                )
     finally:
-        verification.PAIR_PENALTY, verification.MAX_NOVEL_RUN = defaults
+        verification.PAIR_PENALTY = default
     allowed = [r for r in table if r["wrong_kept_pct"] <= 100 * MAX_WRONG_KEPT]
-    best = max(
-        allowed,
-        key=lambda r: (
-            r["correct_kept_pct"],
-            r["threshold"],
-            -r["pair_penalty"],
-            -(r["max_novel_run"] or float("inf")),
-        ),
-    )
+    best = max(allowed, key=lambda r: (r["correct_kept_pct"], r["threshold"], -r["pair_penalty"]))
     return {"chosen": best, "table": table}
 
 
@@ -254,7 +243,7 @@ def ablate(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     report = {"all on": run()}
     for name in verification.MECHANISMS:
         on = getattr(verification, name)
-        setattr(verification, name, float("inf") if name == "MAX_NOVEL_RUN" else False)  # a limit is off at inf
+        setattr(verification, name, False)
         try:
             report[f"without {name}"] = run()
         finally:

@@ -26,8 +26,7 @@ For each sentence the LLM wrote:
 
 Where the numbers come from: ``support_threshold`` and :data:`PAIR_PENALTY` were chosen by
 ``python -m assistant.faithfulness calibrate`` on ``tests/data/faithfulness_tune.jsonl`` (the
-most correct sentences kept while at most 2.5 % of wrong ones are: 0.42 and 0, with
-:data:`MAX_NOVEL_RUN` 4); :data:`SIMILARITY_WEIGHT` is
+most correct sentences kept while at most 2.5 % of wrong ones are: 0.42 and 0); :data:`SIMILARITY_WEIGHT` is
 the equal weighting of the first checker (not tuned); the agreement checks have no thresholds.
 
 Each agreement mechanism added after the first calibration can be switched off (:data:`MECHANISMS`);
@@ -57,7 +56,6 @@ if TYPE_CHECKING:
 SIMILARITY_WEIGHT = 0.5  # support = 0.5 * cosine + 0.5 * coverage (equal weights; not tuned)
 SCORE_FLOOR = 0.3  # units scoring below this are never checked (0.3 is the lowest threshold calibration sweeps)
 PAIR_PENALTY = 0.0  # a claim supported by two sentences together needs this much more (calibrated on tune: none)
-_STOP_STEMS = frozenset(stem(w) for w in STOPWORDS)
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
 
 # --- reading a sentence ------------------------------------------------------------------------
@@ -144,11 +142,6 @@ _ANAPHOR = re.compile(
 ABBREVIATIONS = True  # mechanism switch (ablation): an abbreviation is a name (the passage's words or initials)
 # A run of capitalised words, with "of", "and", "the", "for", commas and hyphens inside it.
 _NAME_RUN = re.compile(r"[A-Z][\w’']*(?:(?:,\s+|\s+|-)(?:(?:of|and|the|for)\s+)*[A-Z][\w’']*)*")
-# A claim may bring at most this many consecutive content words that the cited sentences (and the
-# sentences they refer back to) do not have: a paraphrase swaps words here and there, added knowledge
-# comes in runs ("home to lithography giant ASML"). Chosen by calibration on tune (the strictest limit
-# that keeps as many correct sentences; None: no limit).
-MAX_NOVEL_RUN: float = 4.0
 CLOSEST = True  # mechanism switch (ablation): when the best unit disagrees, only units sharing a sentence with it count
 SUBSTITUTES = True  # mechanism switch (ablation): an earlier sentence's name cannot replace one the passage gives
 NAME_PARTS = True  # mechanism switch (ablation): a person's given name also names them by family name
@@ -175,7 +168,6 @@ MECHANISMS = {
     "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
     "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
     "PARTICIPLES": "a leading or parenthetic participle or motive phrase ('Worried about …,') is a claim of its own",
-    "MAX_NOVEL_RUN": "a claim brings no long run of content words the cited sentences lack (added knowledge)",
 }
 CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
 QUANTIFIER_KINDS = True  # mechanism switch (ablation): a quantifier is matched by one of its kind (else: the same word)
@@ -251,16 +243,6 @@ def _named(word: str, words: frozenset[str]) -> bool:
     return word in words or (len(word) > 4 and word.endswith("n") and word[:-1] in words)
 
 
-def _novel_run(content: tuple[frozenset[str], ...], have: frozenset[str]) -> list[str]:
-    """The longest run of consecutive content words of a claim of which ``have`` has none (their stems)."""
-    best: list[str] = []
-    run: list[str] = []
-    for forms in content:
-        run = [*run, min(forms, key=len)] if not forms & have else []
-        best = run if len(run) > len(best) else best
-    return best
-
-
 def _number_context(text: str, numbers: frozenset[str], read: Any) -> tuple[tuple[str, frozenset[str]], ...]:
     """Each number/month of ``text`` with the content terms of the four words either side of it."""
     if not numbers:
@@ -328,7 +310,6 @@ class Reading:
         negated_terms: Content terms of the five words after each negation cue (what it negates;
             :meth:`CitationChecker._negated_terms`).
         agents: Last words (stemmed) of the names after "by" (who did it, in a passive).
-        content: Its content words in order, each as its stems and lower-cased forms (:data:`MAX_NOVEL_RUN`).
 
     """
 
@@ -344,7 +325,6 @@ class Reading:
     initials: frozenset[str]
     places: frozenset[str]
     number_context: tuple[tuple[str, frozenset[str]], ...] = ()
-    content: tuple[frozenset[str], ...] = ()
     negated_terms: frozenset[str] = frozenset()
     agents: tuple[str, ...] = ()
 
@@ -588,15 +568,6 @@ class CitationChecker:
                 aliases.get(stem(m.group(1)), stem(m.group(1)))
                 for m in re.finditer(r"\bby (?:the )?(?:[A-Z][\w’'-]* )*([A-Z][\w’'-]*)", normal)
             ),
-            content=tuple(
-                frozenset({s, t.lower()})
-                for s, t in zip(stems, tokens, strict=True)
-                if not _BREAK.fullmatch(t)
-                and t.lower() not in STOPWORDS
-                and s not in _STOP_STEMS
-                and len(t) > 1
-                and not (t[0].isdigit() or _NUMBER_WORD.fullmatch(t) or t.lower() in _MONTHS)  # numbers: checked apart
-            ),
             terms=frozenset(self.reranker.terms(text)),
             words=frozenset(s for s, t in zip(stems, tokens, strict=True) if not _BREAK.fullmatch(t))
             | frozenset(t.lower() for t in tokens if not _BREAK.fullmatch(t)),
@@ -765,9 +736,6 @@ class CitationChecker:
             for c in clauses
         ):
             return "negation differs (the passage negates part of it)"
-        novel = _novel_run(claim.content, context | initials)
-        if len(novel) > MAX_NOVEL_RUN:
-            return f"adds what the passage does not say ({len(novel)} words in a row: {' '.join(novel)})"
         hedges = closest.hedges - claim.hedges
         if hedges and not claim.hedges:
             return f"drops the passage's {', '.join(sorted(hedges))}"
