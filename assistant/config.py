@@ -250,7 +250,7 @@ class Settings(BaseSettings):
         ),
     )
     support_threshold: float = Field(
-        0.49,
+        0.42,
         ge=0.0,
         le=1.0,
         description=(

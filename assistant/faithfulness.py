@@ -114,15 +114,45 @@ def _checker_class(ref: str | None) -> Any:
     return module.CitationChecker
 
 
-def score_items(items: list[dict[str, Any]], *, ref: str | None = None, whole: bool = False, settings: Any = None):
-    """``(item, support, kept_at_default_threshold, problem)`` per item, and the check times (ms)."""
+class _RememberingEmbedder:
+    """An embedder that encodes each text once (sweeps check the same claims many times)."""
+
+    vectors: dict[str, Any] = {}
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def encode(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        new = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if new:
+            self.vectors.update(zip(new, self.embedder.encode(new), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def score_items(
+    items: list[dict[str, Any]],
+    *,
+    ref: str | None = None,
+    whole: bool = False,
+    settings: Any = None,
+    remember: bool = False,
+):
+    """``(item, support, kept_at_default_threshold, problem)`` per item, and the check times (ms).
+
+    ``remember``: encode each claim once across calls (calibration and ablation sweeps; the times
+    are then not check times).
+    """
     from assistant.api import Assistant
     from assistant.config import Settings
     from assistant.embeddings import get_embedder
 
     assistant = Assistant(settings or Settings())
     loaded = assistant._load()
-    checker = _checker_class(ref)(loaded.answerer.reranker, get_embedder(assistant.settings), assistant.settings)
+    embedder = get_embedder(assistant.settings)
+    embedder = _RememberingEmbedder(embedder) if remember else embedder
+    checker = _checker_class(ref)(loaded.answerer.reranker, embedder, assistant.settings)
     mapper = Mapper(loaded.index, loaded.answerer.corpus)
     out, times = [], []
     for item in items:
@@ -168,7 +198,9 @@ def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
     For each pair penalty the tune set is checked once and every threshold swept; the pair with
     the most correct sentences kept while at most :data:`MAX_WRONG_KEPT` of wrong ones are wins
-    (ties: the higher threshold, then the larger penalty).
+    (ties: the higher threshold, then the smaller penalty). A penalty must earn its place: with
+    none, a claim that merges two sentences is cited by both rather than by the one that happens to
+    score higher alone.
     """
     import assistant.verification as verification
 
@@ -177,7 +209,7 @@ def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         for penalty in PAIR_PENALTIES:
             verification.PAIR_PENALTY = penalty
-            scored, _ = score_items(items)
+            scored, _ = score_items(items, remember=True)
             for t in THRESHOLDS:
                 f = figures(scored, t)
                 table.append(
@@ -190,14 +222,39 @@ def calibrate(items: list[dict[str, Any]]) -> dict[str, Any]:
     finally:
         verification.PAIR_PENALTY = default
     allowed = [r for r in table if r["wrong_kept_pct"] <= 100 * MAX_WRONG_KEPT]
-    best = max(allowed, key=lambda r: (r["correct_kept_pct"], r["threshold"], r["pair_penalty"]))
+    best = max(allowed, key=lambda r: (r["correct_kept_pct"], r["threshold"], -r["pair_penalty"]))
     return {"chosen": best, "table": table}
 
 
+def ablate(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Figures with every mechanism of :data:`assistant.verification.MECHANISMS` on, then without each.
+
+    Only aggregate figures per split (correct and wrong kept), so the frozen test split can take part.
+    """
+    import assistant.verification as verification
+
+    def run() -> dict[str, Any]:
+        out = {}
+        for split, items in splits.items():
+            f = figures(score_items(items, remember=True)[0])
+            out[split] = {k: f[k] for k in ("correct_kept_pct", "wrong_kept_pct")}
+        return out
+
+    report = {"all on": run()}
+    for name in verification.MECHANISMS:
+        on = getattr(verification, name)
+        setattr(verification, name, False)
+        try:
+            report[f"without {name}"] = run()
+        finally:
+            setattr(verification, name, on)
+    return report
+
+
 def main() -> None:
-    """Command line: ``eval`` (figures per split) or ``calibrate`` (on tune only)."""
+    """Command line: ``eval`` (figures per split), ``calibrate`` (on tune only) or ``ablate``."""
     parser = argparse.ArgumentParser(prog="python -m assistant.faithfulness")
-    parser.add_argument("command", choices=["eval", "calibrate"])
+    parser.add_argument("command", choices=["eval", "calibrate", "ablate"])
     parser.add_argument("--split", choices=["tune", "test"], action="append", help="Default: both (eval).")
     parser.add_argument("--ref", help="Evaluate assistant/verification.py as of this git commit (the 'before').")
     parser.add_argument("--whole", action="store_true", help="Give the checker whole cited passages.")
@@ -211,6 +268,14 @@ def main() -> None:
             args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return
     check_frozen()
+    if args.command == "ablate":
+        splits = {s: load(TUNE_PATH if s == "tune" else TEST_PATH) for s in args.split or ["tune", "test"]}
+        report = ablate(splits)
+        for name, row in report.items():
+            print(f"{name:<24}", json.dumps(row))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        return
     report = {}
     for split in args.split or ["tune", "test"]:
         scored, times = score_items(load(TUNE_PATH if split == "tune" else TEST_PATH), ref=args.ref, whole=args.whole)

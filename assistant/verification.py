@@ -26,14 +26,17 @@ For each sentence the LLM wrote:
 
 Where the numbers come from: ``support_threshold`` and :data:`PAIR_PENALTY` were chosen by
 ``python -m assistant.faithfulness calibrate`` on ``tests/data/faithfulness_tune.jsonl`` (the
-most correct sentences kept while at most 2.5 % of wrong ones are: 0.49 and 0); :data:`SIMILARITY_WEIGHT` is
+most correct sentences kept while at most 2.5 % of wrong ones are: 0.42 and 0); :data:`SIMILARITY_WEIGHT` is
 the equal weighting of the first checker (not tuned); the agreement checks have no thresholds.
-See docs/llm.md.
+
+Each agreement mechanism added after the first calibration can be switched off (:data:`MECHANISMS`);
+``python -m assistant.faithfulness ablate`` reports the figures without each. See docs/llm.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -68,8 +71,19 @@ _LEADING_CLAUSE = re.compile(
     r"In (?:exchange|return|response|retaliation|order)|Thanks to|Out of|Fearing|Seeking|Hoping|Wary)"
     r"\b[^,]{8,}?),\s+(?=\S)"
 )
+# With PARTICIPLES, any leading participle phrase or phrase of motive ("Worried about …, ", "Citing …, ",
+# "In a bid to …, ", "Eager to …, ") is one too: a cause or motive the essay does not give cannot hide
+# in a well-supported sentence.
+_LEADING_MOTIVE = re.compile(
+    r"^((?:(?!United\b)[A-Z][a-z]{2,}(?:ing|ed)|With|Given|Owing to|In light of|As part of|"
+    r"In (?:a bid|an effort|an attempt|the wake|the face)|Eager|Keen|Anxious|Determined|Reluctant|Unwilling)"
+    r"\b[^,]{8,}?),\s+(?=\S)"
+)
 # An aside between commas that describes a name ("Nishimura, a longtime member of …, said").
 _APPOSITION = re.compile(r"(?<=[A-Za-z]),\s+((?:a|an|home to|long|then|once|now|who|which)\s[^,]{6,}?),(?=\s)")
+# With PARTICIPLES, an aside opened by a participle (", fearing retaliation,") is one too.
+_PARTICIPLE_ASIDE = re.compile(r"(?<=[A-Za-z]),\s+((?:[a-z]{3,}(?:ing|ed)|eager|keen|wary|anxious)\s[^,]{6,}?),(?=\s)")
+PARTICIPLES = True  # mechanism switch (ablation): participle and motive phrases are claims of their own
 _DISCOURSE = re.compile(
     r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
 )
@@ -92,11 +106,17 @@ _NEGATION = frozenset(
     declining reject rejected rejecting fail failed fails failing lack lacked lacking missing absent deny denied
     denies avoid avoided avoids cannot unwilling mistake mistaken""".split()
 ) | {"n't"}
-_QUANTIFIERS = frozenset(
-    stem(w)
-    for w in """all every always entire entirely whole completely sole solely universally any
-    invariably inevitably totally""".split()
-)
+# Universal quantifiers, by what they generalise over: a claim's must be matched by one of the same
+# kind in the passage ("every executive branch" by "all executive branches"), not by any.
+_ABSENT = frozenset(stem(w) for w in "missing absent lacking".split())  # these negate what stands before them too
+NEGATION_SCOPE = True  # mechanism switch (ablation): a passage's negation counts for the words it governs
+_QUANTIFIER_KINDS = {
+    "members": "all every each any entire whole universally",
+    "degree": "entirely completely totally wholly fully",
+    "time": "always invariably inevitably forever",
+    "exclusive": "sole solely exclusively",
+}
+_QUANTIFIERS = {stem(w): kind for kind, words in _QUANTIFIER_KINDS.items() for w in words.split()}
 _TOKEN = re.compile(r"[A-Za-z][\w’']*|\d[\d,.]*\d|\d|n[’']t")
 _BREAK = re.compile(r"[,;:()“”\"—–]")
 _TOKEN_OR_BREAK = re.compile(_TOKEN.pattern + "|" + _BREAK.pattern)
@@ -110,12 +130,53 @@ _YEAR_WORDS = re.compile(
 _NOT_NEGATION = re.compile(
     r"\b(?:not (?:to mention|only|just|least)|at all|no doubt|no less|not without|never fail\w*|not un(?=\w))\b", re.I
 )
-_HEDGES = frozenset(stem(w) for w in "reportedly allegedly apparently seemingly purportedly".split())
+# A contrast denies one side to assert the other: not the negation of the claim, but it must agree too.
+_CONTRAST_NOT = r"\bnot\b(?=[^.;]{1,80}?,?\s+but\b)"
+_CONTRAST = re.compile(r"\brather than\b|\binstead of\b|" + _CONTRAST_NOT, re.I)
+# Words that point back to something named earlier: only then do earlier sentences' names count.
+_ANAPHOR = re.compile(
+    r"\b(?:he|she|they|him|his|her|its|their|them|it|this|these|such|the latter|the former|both|the two|"
+    r"each other|the (?:country|countries|company|government|nation|minister|administration|directive|move)s?)\b",
+    re.I,
+)
+ABBREVIATIONS = True  # mechanism switch (ablation): an abbreviation is a name (the passage's words or initials)
+# A run of capitalised words, with "of", "and", "the", "for", commas and hyphens inside it.
+_NAME_RUN = re.compile(r"[A-Z][\w’']*(?:(?:,\s+|\s+|-)(?:(?:of|and|the|for)\s+)*[A-Z][\w’']*)*")
+CLOSEST = True  # mechanism switch (ablation): when the best unit disagrees, only units sharing a sentence with it count
+SUBSTITUTES = True  # mechanism switch (ablation): an earlier sentence's name cannot replace one the passage gives
+NAME_PARTS = True  # mechanism switch (ablation): a person's given name also names them by family name
+CONTEXT_SENTENCES = 6  # how many sentences back a passage sentence's "he"/"it" may point (not tuned)
+ANAPHORA = True  # mechanism switch (ablation): earlier sentences' names count only for a sentence that refers back
+_HEDGES = frozenset("reportedly allegedly apparently seemingly purportedly".split())  # as written ("report" is none)
+# Degree hedges: a claim that drops the passage's ("largely framed" -> "framed") overgeneralises; any
+# of them (or of :data:`_HEDGES`) in the claim keeps the hedge.
+_DEGREE = re.compile(
+    r"\b(?:largely|broadly|mostly|mainly|partly|partially|in practice|on the surface|nearly|almost|generally|"
+    r"somewhat|fairly|relatively)\b",
+    re.I,
+)
+HEDGE_DEGREE = True  # mechanism switch (ablation): degree hedges count as hedges
+# The switchable mechanisms (module flags), for the ablation: name -> what it does.
+MECHANISMS = {
+    "ANAPHORA": "names of earlier sentences count only for a passage sentence that refers back",
+    "ABBREVIATIONS": "an abbreviation the corpus uses is a name: the passage must give it or its initials",
+    "SUBSTITUTES": "a name from another sentence cannot replace a name the best-matching cited sentence gives",
+    "NAME_PARTS": "a person's given name also names them by family name (Ian = Wong)",
+    "CONTRASTS": "a contrast ('rather than', 'not X but Y') agrees apart from negation",
+    "QUANTIFIER_KINDS": "a quantifier is matched by one of its kind (every = all)",
+    "HEDGE_DEGREE": "degree hedges ('largely', 'broadly', 'in practice') must be kept",
+    "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
+    "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
+    "PARTICIPLES": "a leading or parenthetic participle or motive phrase ('Worried about …,') is a claim of its own",
+}
+CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
+QUANTIFIER_KINDS = True  # mechanism switch (ablation): a quantifier is matched by one of its kind (else: the same word)
 # Words whose swap reverses a claim ("before" the United States, where the essay says "after").
 _OPPOSITES = (("before", "after"), ("after", "before"), ("earlier", "later"), ("later", "earlier"))
+_POSSESSIVE = re.compile(r"(?:['’]s|s['’])$")
 _ABBREVIATION = re.compile(r"^[A-Z][A-Z&]{0,4}s?$")
 # "America" (and "US", "U.S.") reach the lexicon as "United States".
-_EXTRA_ALIASES = {"America": "United States", "US": "United States", "USA": "United States"}
+_EXTRA_ALIASES = {"America": "United States", "US": "United States", "USA": "United States", "Sino": "China"}
 # Capitalised words that start a sentence without naming anything.
 _OPENERS = STOPWORDS | frozenset(
     """although though however instead yet still rather therefore thus hence moreover indeed finally
@@ -177,6 +238,11 @@ def _same_name(entity: tuple[str, ...], names: list[tuple[str, ...]]) -> bool:
     return False
 
 
+def _named(word: str, words: frozenset[str]) -> bool:
+    """Whether ``word`` (a stem) is among ``words``, also as a demonym of it ("asian" for "asia")."""
+    return word in words or (len(word) > 4 and word.endswith("n") and word[:-1] in words)
+
+
 def _number_context(text: str, numbers: frozenset[str], read: Any) -> tuple[tuple[str, frozenset[str]], ...]:
     """Each number/month of ``text`` with the content terms of the four words either side of it."""
     if not numbers:
@@ -201,9 +267,12 @@ def split_claims(text: str) -> list[str]:
     Framing that attributes the sentence to the essay ("The author argues that …") is dropped.
     """
     text = _FRAMING.sub("", text.strip()) or text
-    asides = _APPOSITION.findall(text)
-    text = _APPOSITION.sub(" ", text) if asides else text
-    lead = _LEADING_CLAUSE.match(text)
+    asides = []
+    for pattern in (_APPOSITION, _PARTICIPLE_ASIDE) if PARTICIPLES else (_APPOSITION,):
+        found = pattern.findall(text)
+        asides += found
+        text = pattern.sub(" ", text) if found else text
+    lead = _LEADING_CLAUSE.match(text) or (_LEADING_MOTIVE.match(text) if PARTICIPLES else None)
     pieces = [lead.group(1), text[lead.end() :]] if lead else [text]
     pieces = [p.strip(" ,;.") for piece in pieces for p in _CLAUSE_BREAK.split(piece) if p and p.strip(" ,;.")]
     if SPLIT_COMMAS:
@@ -229,11 +298,18 @@ class Reading:
         words: Stems of every word (stopwords too), aliases applied: where entities are looked up.
         numbers: Digits and month names (:func:`numbers_in`).
         entities: The capitalised names, each as the stems of its words, in order of appearance.
-        negated: Whether it holds a negation cue.
+        negated: Whether it holds a negation cue (a contrast's "not" aside).
+        contrast: Whether it sets one thing against another ("rather than", "instead of", "not X but Y").
         quantifiers: Its universal quantifiers, stemmed.
-        hedges: Its hedging adverbs ("reportedly", …).
+        hedges: Its hedging adverbs ("reportedly", "largely", …).
+        abbreviations: Abbreviations the corpus uses ("IBM", "METI"), lower-cased.
+        initials: Initials of its runs of capitalised words and of their parts ("Minister of Economy, Trade, and
+            Industry Yasutoshi Nishimura" -> "meti", "yn", …).
         places: Countries it puts something "in" ("in Japan").
         number_context: Each number/month with the content terms within four words of it.
+        negated_terms: Content terms of the five words after each negation cue (what it negates;
+            :meth:`CitationChecker._negated_terms`).
+        agents: Last words (stemmed) of the names after "by" (who did it, in a passive).
 
     """
 
@@ -242,10 +318,15 @@ class Reading:
     numbers: frozenset[str]
     entities: tuple[tuple[str, ...], ...]
     negated: bool
+    contrast: bool
     quantifiers: frozenset[str]
     hedges: frozenset[str]
+    abbreviations: frozenset[str]
+    initials: frozenset[str]
     places: frozenset[str]
     number_context: tuple[tuple[str, frozenset[str]], ...] = ()
+    negated_terms: frozenset[str] = frozenset()
+    agents: tuple[str, ...] = ()
 
 
 # --- the verdicts ------------------------------------------------------------------------------
@@ -397,6 +478,31 @@ class CitationChecker:
         return frozenset(found)
 
     @cached_property
+    def _name_parts(self) -> dict[str, str]:
+        """A person's given and family names, each to the other ("Ian" -> "Wong"), stemmed.
+
+        From the essay's two-word names of which one word also stands alone as a name ("Ian Wong",
+        "Ian is …"), when the corpus never writes either word beside another name (a title such as
+        "Minister" is: "Minister Kishida", "Minister Yoko …"); no word of the lexicon's countries.
+        """
+        text = " ".join(p.text for p in self.index.passages.values() if p.kind == "essay")
+        alone = Counter(re.findall(r"(?<![A-Z][\w’'-]) ([A-Z][a-z]+)\b(?! [A-Z])", text))
+        beside: dict[str, set[str]] = {}
+        for a, b in re.findall(r"(?=\b([A-Z][\w’'-]*) ([A-Z][\w’'-]*))", self.corpus.text):
+            beside.setdefault(a, set()).add(b)
+            beside.setdefault(b, set()).add(a)
+        countries = {stem(w) for name in self.reranker.lexicon.aliases.values() for w in name.split()}
+        parts: dict[str, str] = {}
+        for first, last in re.findall(r"(?<![A-Z][\w’'-] )\b([A-Z][a-z]+) ([A-Z][a-z]+)\b(?! [A-Z])", text):
+            pair = (stem(first), stem(last))
+            only = beside[first] == {last} and beside[last] == {first}
+            common = {first.lower(), last.lower()} & (_OPENERS | _MONTHS)
+            if only and (alone[first] or alone[last]) and not common and not set(pair) & countries:
+                parts.setdefault(pair[0], pair[1])
+                parts.setdefault(pair[1], pair[0])
+        return parts
+
+    @cached_property
     def _corpus_words(self) -> frozenset[str]:
         return frozenset(re.findall(r"[a-z0-9]+", self.corpus.text.lower()))
 
@@ -407,9 +513,17 @@ class CitationChecker:
         bare = token.lower().rstrip("s") if token[-1] == "s" and len(token) > 2 else token.lower()
         return len(bare) == 1 or "&" in token or bare in self._corpus_words or token[-1] == "s"
 
+    @cached_property
+    def _plural_aliases(self) -> re.Pattern[str] | None:
+        """Plural demonyms ("Americans", "Americans'") of the lexicon's one-word aliases ("American")."""
+        words = [a for a in self.reranker.lexicon.aliases if " " not in a and a.isalpha() and not a.endswith("s")]
+        return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")s\b['’]?") if words else None
+
     def _normalise(self, text: str) -> str:
         for alias, name in _EXTRA_ALIASES.items():
             text = re.sub(rf"\b{re.escape(alias)}\b(?!\.)", name, text)
+        if self._plural_aliases is not None:
+            text = self._plural_aliases.sub(lambda m: m.group(1), text)
         return self.reranker.lexicon.normalise(text)
 
     def read(self, text: str) -> Reading:
@@ -420,13 +534,17 @@ class CitationChecker:
         aliases = self.reranker.term_aliases
         stems = [aliases.get(stem(t), stem(t)) for t in tokens]
         entities: list[tuple[str, ...]] = []
+        abbreviations: list[str] = []
         joined = False  # whether the previous token was part of a name (consecutive capitals form one)
         for i, token in enumerate(tokens):
             if _BREAK.fullmatch(token):
                 joined = False  # punctuation ends a name ("Nishimura, Japan's minister")
                 continue
             word = token.lower().replace("’", "'").removesuffix("'s")
-            capital = token[0].isupper() and word not in _MONTHS and not self._known_abbreviation(token)
+            known = self._known_abbreviation(token)
+            if known and ABBREVIATIONS and len(token) > 1 and token.isalpha() and token.isupper():
+                abbreviations.append(token.lower())  # checked against the passage's names' initials
+            capital = token[0].isupper() and word not in _MONTHS and not known
             if capital and i == 0 and token not in self._names:
                 capital = False  # a capitalised sentence opener that the corpus never uses as a name
             if capital and word in _OPENERS and not (joined and word in {"of", "and", "the", "for"}):
@@ -440,19 +558,36 @@ class CitationChecker:
                 entities[-1] = (*entities[-1], stems[i])
             else:
                 entities.append((stems[i],))
-            joined = True
+            joined = not _POSSESSIVE.search(token)  # an owner is a name of its own ("Japan's Minister of …")
         numbers = numbers_in(text)
+        affirmed = _CONTRAST.sub(" ", plain) if CONTRASTS else plain  # a contrast's "not" negates nothing
         return Reading(
             number_context=_number_context(text, numbers, self.reranker.terms),
+            negated_terms=self._negated_terms(affirmed),
+            agents=tuple(
+                aliases.get(stem(m.group(1)), stem(m.group(1)))
+                for m in re.finditer(r"\bby (?:the )?(?:[A-Z][\w’'-]* )*([A-Z][\w’'-]*)", normal)
+            ),
             terms=frozenset(self.reranker.terms(text)),
             words=frozenset(s for s, t in zip(stems, tokens, strict=True) if not _BREAK.fullmatch(t))
             | frozenset(t.lower() for t in tokens if not _BREAK.fullmatch(t)),
             numbers=numbers,
             entities=tuple(dict.fromkeys(entities)),
-            negated=any(s in _NEGATION for s in stems)
-            or bool(re.search(r"n[’']t\b|\brather than\b|\binstead of\b", plain)),
+            negated=any(stem(t) in _NEGATION for t in _TOKEN.findall(affirmed))
+            or bool(re.search(r"n[’']t\b", affirmed))
+            or (not CONTRASTS and bool(_CONTRAST.search(plain))),
+            contrast=bool(_CONTRAST.search(plain)),
             quantifiers=frozenset(s for s in stems if s in _QUANTIFIERS),
-            hedges=frozenset(s for s in stems if s in _HEDGES),
+            hedges=frozenset(t.lower() for t in tokens if t.lower() in _HEDGES)
+            | frozenset(m.group(0).lower() for m in _DEGREE.finditer(plain) if HEDGE_DEGREE),
+            abbreviations=frozenset(abbreviations),
+            initials=frozenset(
+                run[i:j]
+                for m in _NAME_RUN.finditer(normal)
+                for run in ["".join(w[0] for w in re.findall(r"[A-Za-z]+", m.group(0)) if w[0].isupper()).lower()]
+                for i in range(len(run))
+                for j in range(i + 2, len(run) + 1)
+            ),
             places=frozenset(
                 stems[i + 1]
                 for i in range(len(tokens) - 1)
@@ -460,15 +595,30 @@ class CitationChecker:
             ),
         )
 
+    def _negated_terms(self, text: str) -> frozenset[str]:
+        """Content terms of the five words after each negation cue of ``text`` (before it too for "missing")."""
+        tokens = _TOKEN.findall(text)
+        window = []
+        for i, token in enumerate(tokens):
+            cue = stem(token)
+            if cue in _NEGATION or re.fullmatch(r"n[’']t|\w+n[’']t", token):
+                window += tokens[i + 1 : i + 6] + (tokens[max(0, i - 5) : i] if cue in _ABSENT else [])
+        return frozenset(self.reranker.terms(" ".join(window)))
+
     def _row(self, row: int) -> tuple[Reading, list[Reading]]:
         """Reading of corpus sentence ``row`` and of its clauses (cached: the corpus is fixed)."""
         if row not in self._rows:
             span = self.index.sentence_spans[row]
             text = self.corpus.text[span.start : span.end]
-            clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", text) if c]
+            # A contrast's "not" ("not by X, but of Y") negates nothing in the clause it is split from.
+            unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
+            clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
             # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
             clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
             reading = self.read(text)
+            if NAME_PARTS:  # "Ian" also names Ian Wong
+                more = {self._name_parts[w] for w in reading.words if w in self._name_parts}
+                reading = replace(reading, words=reading.words | more)
             passage = self.index.passages[self.index.sentence_ids[row]]
             if passage.kind == "reference":  # a reference entry states its own number ("reference 10")
                 reading = replace(reading, numbers=reading.numbers | {str(passage.paragraph)})
@@ -477,18 +627,26 @@ class CitationChecker:
 
     @cached_property
     def _context(self) -> list[tuple[frozenset[str], tuple[tuple[str, ...], ...]]]:
-        """Per corpus sentence, the words and names of the sentences before it in its paragraph ("he", "it")."""
+        """Per corpus sentence, the words and names of the sentences before it in its paragraph ("he", "it").
+
+        Only for a sentence that refers back (:data:`_ANAPHOR`): otherwise a name from earlier in the
+        paragraph would let a claim give one actor's deed to another.
+        """
         ids = self.index.sentence_ids
         out = []
         for row, pid in enumerate(ids):
             passage = self.index.passages[pid]
+            span = self.index.sentence_spans[row]
+            refers = not ANAPHORA or bool(_ANAPHOR.search(self.corpus.text[span.start : span.end]))
             before = [
                 self._row(r)[0]
-                for r in range(max(0, row - 6), row)
-                if self.index.passages[ids[r]].kind == passage.kind == "essay"
+                for r in range(max(0, row - CONTEXT_SENTENCES), row)
+                if refers
+                and self.index.passages[ids[r]].kind == passage.kind == "essay"
                 and self.index.passages[ids[r]].paragraph == passage.paragraph
             ]
-            out.append((frozenset().union(*(b.words for b in before)), tuple(e for b in before for e in b.entities)))
+            words = frozenset().union(*(b.words | b.initials for b in before))
+            out.append((words, tuple(e for b in before for e in b.entities)))
         return out
 
     def coverage(self, wanted: set[str], have: frozenset[str]) -> float:
@@ -519,9 +677,37 @@ class CitationChecker:
                     return f"its {number} belongs to another statement"
         context = words.union(*(self._context[r][0] for r in rows))
         names = [e for r, _ in readings for e in r.entities] + [e for r in rows for e in self._context[r][1]]
-        absent = [" ".join(e) for e in claim.entities if any(w not in context for w in e if w != "of")]
+        initials = frozenset().union(*(r.initials for r, _ in readings))
+        absent = [" ".join(e) for e in claim.entities if any(not _named(w, context) for w in e if w != "of")]
         if absent:
             return f"does not name {', '.join(absent)}"
+        absent = [a for a in claim.abbreviations if a not in context and a not in initials]
+        if absent:
+            return f"does not name {', '.join(a.upper() for a in absent)}"
+        if SUBSTITUTES:
+            # A name from elsewhere (earlier in the paragraph, or the other sentence of a pair) may stand
+            # for the passage's "he" or "it", not for a name the passage gives: one the claim leaves out
+            # while it names someone the cited sentences do not, or the agent ("by Rapidus") of the
+            # sentence it matches best ("IBM will manufacture").
+            primary = readings[0][0]
+            borrowed = [e for e in claim.entities if not all(_named(w, words) for w in e if w != "of")] + [
+                (a,) for a in claim.abbreviations if a not in words and a not in initials
+            ]
+            places = frozenset().union(*(r.places for r, _ in readings))
+            own = [
+                e
+                for r, _ in readings
+                for e in r.entities
+                if e[-1] not in places and not any(_named(w, claim.words) for w in e if w != "of")
+            ]
+            if borrowed and own:
+                return f"names {' '.join(borrowed[0])} where the passage names {' '.join(own[0])}"
+            if len(rows) > 1:
+                borrowed = [e for e in claim.entities if not all(_named(w, primary.words) for w in e if w != "of")]
+                borrowed += [(a,) for a in claim.abbreviations if a not in primary.words and a not in primary.initials]
+                agents = [a for a in primary.agents if not _named(a, claim.words)]
+                if borrowed and agents:
+                    return f"names {' '.join(borrowed[0])} where the passage names {agents[0]}"
         for entity in claim.entities:
             if "of" in entity and not _same_name(entity, names):
                 return f"names {' '.join(entity)}, the passage another"
@@ -533,26 +719,42 @@ class CitationChecker:
             return f"says {opposite[0][0]} where the passage says {opposite[0][1]}"
         clauses = [c for _, cs in readings for c in cs]
         closest = max(clauses, key=lambda c: self.coverage(set(claim.terms), c.terms))
-        if claim.negated != closest.negated:
+        if CONTRASTS and claim.contrast != any(r.contrast for r, _ in readings):
+            return "contrast differs" + (" (the passage sets nothing against it)" if claim.contrast else "")
+
+        # What the passage negates must not be what the claim affirms: with NEGATION_SCOPE, only the
+        # words the negation governs count ("Nishimura stated that they were not designed …" negates
+        # "designed", not the minister's name).
+        def governs(c: Reading) -> bool:
+            return not NEGATION_SCOPE or bool(c.negated_terms & claim.terms)
+
+        if claim.negated != closest.negated and (claim.negated or governs(closest)):
             return "negation differs" + (" (the passage affirms it)" if claim.negated else " (the passage negates it)")
         shared = {e[-1] for e in claim.entities}
         if not claim.negated and any(
-            c.negated and (len(c.terms & claim.terms) >= 2 or shared & {e[-1] for e in c.entities}) for c in clauses
+            c.negated and governs(c) and (len(c.terms & claim.terms) >= 2 or shared & {e[-1] for e in c.entities})
+            for c in clauses
         ):
             return "negation differs (the passage negates part of it)"
         hedges = closest.hedges - claim.hedges
         if hedges and not claim.hedges:
             return f"drops the passage's {', '.join(sorted(hedges))}"
-        quantifiers = claim.quantifiers - frozenset().union(*(r.quantifiers for r, _ in readings))
+        have = frozenset().union(*(r.quantifiers for r, _ in readings))
+        kinds = {_QUANTIFIERS[q] for q in have} if QUANTIFIER_KINDS else set()
+        quantifiers = {q for q in claim.quantifiers if _QUANTIFIERS[q] not in kinds and q not in have}
         if claim.negated:
             quantifiers -= {"ani"}
         if quantifiers:
             return f"says {', '.join(sorted(quantifiers))}, the passage does not"
         return ""
 
-    def score_claim(self, text: str, vector: Any, rows: list[int]) -> ClaimCheck:
-        """The best support unit among ``rows`` (corpus sentences) and their pairs for the claim ``text``."""
+    def score_claim(self, text: str, vector: Any, rows: list[int], hedges: frozenset[str] = frozenset()) -> ClaimCheck:
+        """The best support unit among ``rows`` (corpus sentences) and their pairs for the claim ``text``.
+
+        ``hedges``: those of the whole sentence (a hedge in another clause of it still hedges).
+        """
         claim = self.read(text)
+        claim = replace(claim, hedges=claim.hedges | hedges)
         wanted = set(claim.terms)
         single = {}
         for row in rows:
@@ -571,15 +773,17 @@ class CitationChecker:
             raw = SIMILARITY_WEIGHT * max(0.0, cosine) + (1 - SIMILARITY_WEIGHT) * coverage - PAIR_PENALTY
             units.append((raw, (a, b) if single[a][0] >= single[b][0] else (b, a), cosine, coverage))
         units.sort(key=lambda u: -u[0])
-        first_problem = ""
+        first_problem, closest = "", ()
         for raw, unit, cosine, coverage in units:
             if raw < SCORE_FLOOR:
                 break  # no threshold in use keeps it: spare the agreement checks (most of the time)
+            if CLOSEST and closest and closest[0] not in unit:
+                continue  # the sentence the claim matches best disagrees: another one cannot stand in for it
             problem = self.disagreement(claim, unit)
             if not problem:
                 # A better-scoring unit that failed an agreement check explains a low score.
                 return ClaimCheck(text, raw, unit, cosine, coverage, first_problem)
-            first_problem = first_problem or problem
+            first_problem, closest = first_problem or problem, closest or unit
         best = units[0] if units else (0.0, (), 0.0, 0.0)
         return ClaimCheck(text, 0.0, best[1], best[2], best[3], first_problem)
 
@@ -627,7 +831,10 @@ class CitationChecker:
                 for span in passage.sentences:
                     located.setdefault(self.reranker.row_of[(passage.id, span.start)], (m, passage))
             verdicts = (
-                [self.score_claim(c, v, list(located)) for c, v in zip(claims, claim_vectors, strict=True)]
+                [
+                    self.score_claim(c, v, list(located), self.read(text).hedges)
+                    for c, v in zip(claims, claim_vectors, strict=True)
+                ]
                 if located
                 else []
             )

@@ -178,6 +178,27 @@ def chip_passages(assistant: Assistant) -> list:
             "In March 2023, Japan once again",
             "says all",
         ),
+        # A name from the sentence before ("IBM-Rapidus partnership") put in place of the one the cited sentence gives.
+        (
+            "IBM will produce the technology in fabrication plants in Japan, while research is conducted in the "
+            "United States at the Albany NanoTech Complex.",
+            "produced in fabrication plants by Rapidus",
+            "where the passage names rapidus",
+        ),
+        # A motive the essay does not give, in a leading participle phrase, is a claim of its own.
+        (
+            "Worried about losing sales to rival suppliers, Japan announced in March 2023 that it would implement "
+            "controls on twenty-three types of advanced semiconductor manufacturing equipment.",
+            "In March 2023, Japan once again",
+            "claim “Worried about losing sales",
+        ),
+        # The passage hedges ("largely"); the sentence states it outright.
+        (
+            "The technology restrictions that the United States has placed on China are framed through the lens "
+            "of national security.",
+            "largely framed through the lens",
+            "drops the passage's largely",
+        ),
     ],
 )
 def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passage, why):
@@ -187,6 +208,50 @@ def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passag
     (check,) = result.sentences
     assert not check.kept and why in check.reason, check.reason
     assert result.answer == "" and result.citations == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("text", "passage"),
+    [
+        # "every" for the passage's "all"; a contrast is no negation.
+        (
+            "In August 2019 the directive was broadened so that every executive branch was expected to cut Huawei "
+            "out of its technological systems.",
+            "This directive was broadened in August 2019",
+        ),
+        (
+            "The United States has rallied its partners towards knowledge prohibition against competitors rather "
+            "than knowledge production amongst allies.",
+            "has rallied its partners towards a different form",
+        ),
+        # The passage's "not" governs what was designed, not who spoke, nor the condition's other half.
+        (
+            "Yasutoshi Nishimura, Minister of Economy, Trade, and Industry, spoke at a 2023 press conference "
+            "immediately following Japan's promulgation of chip curbs.",
+            "Yasutoshi Nishimura stated",
+        ),
+        (
+            "If other countries do not institute similarly strict export controls, China can simply bypass the "
+            "United States and deal with third-country suppliers.",
+            "China can simply bypass",
+        ),
+        # A given name names the author; "Americans'" is the United States' people.
+        (
+            "Wong is currently working at Trivium China covering geopolitics in the East Asia region.",
+            "Ian is currently",
+        ),
+        (
+            "The United States has voiced fears that Chinese technology could collect Americans' personal information.",
+            "could collect American",
+        ),
+    ],
+)
+def test_paraphrases_that_agree_are_kept(checker, assistant, text, passage):
+    loaded = assistant._load()
+    cited = next(p for p in loaded.index.passages.values() if passage in p.text)
+    (check,) = checker.check([(text, (1,))], [cited]).sentences
+    assert check.kept, check.reason
 
 
 @pytest.mark.integration
