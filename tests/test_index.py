@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -119,7 +120,11 @@ def test_first_build_writes_its_manifest_and_points_current_at_it(tiny_settings,
     assert on_disk["model_identity"] == fake_embedder.identity["digest"]
     assert on_disk["model_modules"] == ["DeterministicFakeEmbedding"] and on_disk["dimension"] == 32
     assert on_disk["corpus_file"] == "essay.md" and on_disk["corpus_sha256"] == load_corpus(own.corpus_path).sha256
-    assert on_disk["chunking"] == {"chunk_tokens": own.chunk_tokens, "chunker_version": index.CHUNKER_VERSION}
+    assert on_disk["chunking"] == {
+        "chunk_tokens": own.chunk_tokens,
+        "chunker_version": index.CHUNKER_VERSION,
+        "sentence_splitter": f"nupunkt {version('nupunkt')}",
+    }
     assert (on_disk["passage_count"], on_disk["sentence_count"]) == (3, 5)
     assert [p.id for p in _fake_passages(own)] == ["essay-00-1", "essay-01-1", "ref-01"]
     # A fresh index is not rebuilt by `build`.
@@ -143,10 +148,13 @@ def test_status_fresh_then_stale_when_chunking_changes(fake_assistant):
     other = fake_assistant.settings.model_copy(update={"chunk_tokens": fake_assistant.settings.chunk_tokens + 8})
     state = index.status(other)
     assert state.state == "stale"
-    assert state.reasons == [
-        f"chunking changed ({{'chunk_tokens': {other.chunk_tokens - 8}, 'chunker_version': {index.CHUNKER_VERSION}}} "
-        f"-> {{'chunk_tokens': {other.chunk_tokens}, 'chunker_version': {index.CHUNKER_VERSION}}})"
-    ]
+    splitter = f"nupunkt {version('nupunkt')}"
+    before = {
+        "chunk_tokens": other.chunk_tokens - 8,
+        "chunker_version": index.CHUNKER_VERSION,
+        "sentence_splitter": splitter,
+    }
+    assert state.reasons == [f"chunking changed ({before} -> {before | {'chunk_tokens': other.chunk_tokens}})"]
 
 
 @pytest.mark.unit

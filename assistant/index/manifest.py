@@ -21,7 +21,14 @@ from assistant.embeddings import Embedder, get_embedder
 from assistant.index.store import current_build
 from assistant.lexicon import LEXICON_VERSION
 
-CHUNKER_VERSION = 3  # bump when chunking.py changes what it produces
+CHUNKER_VERSION = 4  # bump when chunking.py changes what it produces (4: sentence boundaries from nupunkt)
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def package_version() -> str:
@@ -68,7 +75,12 @@ def expected_manifest(settings: Settings, embedder: Embedder, corpus_sha256: str
         "model_identity": embedder.identity["digest"],
         "corpus_file": settings.corpus_file,
         "corpus_sha256": corpus_sha256,
-        "chunking": {"chunk_tokens": settings.chunk_tokens, "chunker_version": CHUNKER_VERSION},
+        "chunking": {
+            "chunk_tokens": settings.chunk_tokens,
+            "chunker_version": CHUNKER_VERSION,
+            # The sentence splitter's model decides the boundaries (assistant/corpus.py): another is another index.
+            "sentence_splitter": f"nupunkt {_version_of('nupunkt')}",
+        },
         "lexicon_version": LEXICON_VERSION,
     }
 
