@@ -260,7 +260,9 @@ def render_markdown(results: dict) -> str:
         "`RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`, Chroma, "
         "`HuggingFaceEmbeddings(model_name=<the bundled all-MiniLM-L6-v2 folder>, model_kwargs={'device': 'cpu'}, "
         "encode_kwargs={'normalize_embeddings': True})` (langchain-huggingface: sentence-transformers and torch, "
-        "as the tutorial's users run it; the same weights as ours, no hub download), `similarity_search(k=4)`. "
+        "as the tutorial's users run it; the same weights as ours, no hub download; the folder is found by "
+        "`assistant.embeddings.resolve_model_dir`, so the baseline's process also imports the assistant's settings "
+        "module), `similarity_search(k=4)`. "
         "It retrieves only; its answer time is 0. Ours embeds questions with its own NumPy encoder "
         "(no torch in the answering process) and builds its index through sentence-transformers.",
     ]
