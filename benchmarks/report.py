@@ -6,11 +6,15 @@ TARGETS = {
     "warm_p95_ms": 60.0,
     "warm_p95_vs_baseline": 1.5,
     "cold_start_s": 6.0,
+    "cold_start_vs_baseline": 0.3,
     "help_s": 0.5,
     "rebuild_s": 8.0,
+    "scaling_factor": 100,
     "scaling_p95_growth": 2.0,
     "peak_rss_mb": 1200.0,
 }
+# A load average per CPU above this is not the "idle machine" the rebuild target is set for.
+IDLE_LOAD_PER_CPU = 0.25
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -51,7 +55,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         return (name, _fmt(ours, unit), _fmt(base, unit), _ratio(ours, base), _fmt(old, unit), target)
 
     out = [
-        row("cold start to first answer (median)", cold, ["median_s"], "s", "≤ 6 s"),
+        row("cold start to first answer (median)", cold, ["median_s"], "s", "≤ 6 s, ≤ 0.3× baseline"),
         row("`--help`", cli, ["help_s"], "s", "≤ 0.5 s", baseline=False),
         row("`index status`", cli, ["status_s"], "s", "", baseline=False),
         row("warm answer p50 (total)", warm, ["total", "p50"], "ms"),
@@ -60,7 +64,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         row("· retrieve p95", warm, ["retrieve", "p95"], "ms"),
         row("· answer p50", warm, ["answer", "p50"], "ms"),
         row("· answer p95", warm, ["answer", "p95"], "ms"),
-        row("full rebuild, fresh process (median)", build, ["fresh_process_s"], "s", "≤ 8 s"),
+        row("full rebuild, fresh process (median)", build, ["fresh_process_s"], "s", "≤ 8 s (idle machine)"),
         row("full rebuild, model loaded (median)", build, ["model_loaded_s"], "s"),
         row("passages indexed", build, ["passages"], "n"),
         row("passages per second (model loaded)", build, ["passages_per_s"], "/s"),
@@ -76,6 +80,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             row(f"{f}× corpus: passages per second", sb, ["passages_per_s"], "/s"),
             row(f"{f}× corpus: warm answer p50", sw, ["total", "p50"], "ms"),
             row(f"{f}× corpus: warm answer p95", sw, ["total", "p95"], "ms"),
+            row(f"{f}× corpus: peak RSS, answering process", sw, ["peak_rss_mb"], "MB"),
         ]
         g_ours = growth(results, "ours")
         g_base = growth(results, "baseline")
@@ -86,10 +91,17 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                 f"{g_base:.2f}×" if g_base else "–",
                 "–",
                 "–",
-                "< 2×",
+                f"≤ 2× (at {TARGETS['scaling_factor']}×)",
             )
         )
     return out
+
+
+def machine_busy(results: dict) -> bool:
+    """Whether the run's load average (start or end) exceeds an idle machine's."""
+    m = results["machine"]
+    load = max(m["loadavg_start"][0], m.get("loadavg_end", m["loadavg_start"])[0])
+    return load > IDLE_LOAD_PER_CPU * (m.get("cpus") or 1)
 
 
 def growth(results: dict, system: str) -> float | None:
@@ -100,12 +112,20 @@ def growth(results: dict, system: str) -> float | None:
     return scaling["warm"][system]["total"]["p95"] / results["warm"][system]["total"]["p95"]
 
 
-def targets(results: dict) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for each of the issue's targets."""
+def targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the issue's targets; ``met`` is None when not measured."""
     warm, cold = results["warm"], results["cold_start"]
     p95 = warm["ours"]["total"]["p95"]
     base = warm["baseline"]["retrieve"]["p95"]
+    cold_ratio = cold["ours"]["median_s"] / cold["baseline"]["median_s"]
+    rebuild = results["rebuild"]["ours"]["fresh_process_s"]
+    busy = machine_busy(results)
     out = [
+        (
+            "cold start ≤ 0.3× the tutorial recipe's",
+            f"{cold_ratio:.2f}× ({cold['ours']['median_s']:.2f} s against {cold['baseline']['median_s']:.2f} s)",
+            cold_ratio <= TARGETS["cold_start_vs_baseline"],
+        ),
         ("warm answer p95 ≤ 60 ms", f"{p95:.1f} ms", p95 <= TARGETS["warm_p95_ms"]),
         (
             "warm answer p95 ≤ 1.5× baseline retrieval p95",
@@ -115,9 +135,10 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
         ("cold start ≤ 6 s", f"{cold['ours']['median_s']:.2f} s", cold["ours"]["median_s"] <= TARGETS["cold_start_s"]),
         ("`--help` ≤ 0.5 s", f"{results['cli']['ours']['help_s']:.2f} s", results["cli"]["ours"]["help_s"] <= 0.5),
         (
-            "full rebuild ≤ 8 s (fresh process)",
-            f"{results['rebuild']['ours']['fresh_process_s']:.2f} s",
-            results["rebuild"]["ours"]["fresh_process_s"] <= TARGETS["rebuild_s"],
+            "full rebuild ≤ 8 s (fresh process, idle machine)",
+            f"{rebuild:.2f} s"
+            + (" on a busy machine (load above idle; the target is for an idle one)" if busy else ""),
+            rebuild <= TARGETS["rebuild_s"],
         ),
         (
             "peak memory answering ≤ 1.2 GB",
@@ -126,10 +147,58 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
         ),
     ]
     g = growth(results, "ours")
-    if g is not None:
+    want = TARGETS["scaling_factor"]
+    name = f"answer p95 at {want}× corpus ≤ 2× the 1× figure"
+    if g is None:
+        out.append((name, "not run", None))
+    else:
         f = results["scaling"]["factor"]
-        out.append((f"answer p95 at {f}× corpus grows < 2×", f"{g:.2f}×", g < TARGETS["scaling_p95_growth"]))
+        if f >= want:
+            out.append((name, f"{g:.2f}× at {f}×", g <= TARGETS["scaling_p95_growth"]))
+        else:
+            out.append((name, f"not run at {want}× ({g:.2f}× at {f}×)", None))
     return out
+
+
+def _mark(ok: bool | None, met: str, missed: str, unknown: str) -> str:
+    return unknown if ok is None else met if ok else missed
+
+
+def embedding_cost(results: dict) -> list[str]:
+    """Markdown lines: measured seconds per embedded text and the resulting estimate for the target's scale."""
+    want = TARGETS["scaling_factor"]
+    scaling = results.get("scaling")
+    if scaling and scaling["factor"] >= want:
+        return []
+    rebuild = results["rebuild"]["ours"]
+    per_text = rebuild["model_loaded_s"] / rebuild["texts_embedded"]
+    lines = [
+        "",
+        f"## The {want}× corpus was not run",
+        "",
+        f"Index builds embed every passage and every sentence through sentence-transformers. In this run the "
+        f"essay's {rebuild['texts_embedded']} texts took {rebuild['model_loaded_s']:.1f} s with the model loaded "
+        f"({per_text * 1000:.0f} ms per text).",
+    ]
+    if scaling:
+        big = scaling["rebuild"]["ours"]
+        big_per_text = big["build_s"] / big["texts_embedded"]
+        per_text = big_per_text
+        estimate_texts = big["texts_embedded"] * want / scaling["factor"]
+        lines[-1] += (
+            f" The {scaling['factor']}× corpus's {big['texts_embedded']:,} texts took {big['build_s']:.1f} s "
+            f"({big_per_text * 1000:.0f} ms per text)."
+        )
+    else:
+        estimate_texts = rebuild["texts_embedded"] * want
+    estimate = estimate_texts * per_text
+    lines[-1] += (
+        f" At that rate the {want}× corpus (about {estimate_texts:,.0f} texts) would take about "
+        f"{estimate / 60:.0f} minutes to index for ours alone, before the baseline's build and the warm runs, "
+        f"which did not fit the time this run had, so the {want}× target is reported as not measured "
+        f"rather than inferred from the {scaling['factor'] if scaling else 1}× figures."
+    )
+    return lines
 
 
 PROFILE_NOTES = """## Where the cold start went (profile, 30 Nov 2026, load average 5-7 on 2 CPUs)
@@ -165,7 +234,7 @@ def render_table(results: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    lines += [f"[{'met' if ok else 'MISSED'}] {name}: {value}" for name, value, ok in targets(results)]
+    lines += [f"[{_mark(ok, 'met', 'MISSED', 'not measured')}] {name}: {value}" for name, value, ok in targets(results)]
     m = results["machine"]
     lines.append(
         f"load average {m['loadavg_start'][0]:.2f} at start, {m['loadavg_end'][0]:.2f} at end; {m['cpus']} CPUs"
@@ -188,8 +257,14 @@ def render_markdown(results: dict) -> str:
         "",
         "* **ours**: this tree (`essay-assistant`, extractive answerer, hybrid retrieval).",
         "* **baseline**: LangChain's RAG tutorial recipe over `corpus/essay.md`: "
-        "`RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`, Chroma, the same all-MiniLM-L6-v2 "
-        "embedder (`get_embedder(Settings())`), `similarity_search(k=4)`. It retrieves only; its answer time is 0.",
+        "`RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`, Chroma, "
+        "`HuggingFaceEmbeddings(model_name=<the bundled all-MiniLM-L6-v2 folder>, model_kwargs={'device': 'cpu'}, "
+        "encode_kwargs={'normalize_embeddings': True})` (langchain-huggingface: sentence-transformers and torch, "
+        "as the tutorial's users run it; the same weights as ours, no hub download; the folder is found by "
+        "`assistant.embeddings.resolve_model_dir`, so the baseline's process also imports the assistant's settings "
+        "module), `similarity_search(k=4)`. "
+        "It retrieves only; its answer time is 0. Ours embeds questions with its own NumPy encoder "
+        "(no torch in the answering process) and builds its index through sentence-transformers.",
     ]
     if before:
         lines.append(
@@ -211,7 +286,10 @@ def render_markdown(results: dict) -> str:
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows(results)]
     lines += ["", "## Targets (issue 7)", ""]
-    lines += [f"* {'✅ met' if ok else '❌ missed'}: {name}: **{value}**" for name, value, ok in targets(results)]
+    lines += [
+        f"* {_mark(ok, '✅ met', '❌ missed', '❔ not measured')}: {name}: **{value}**"
+        for name, value, ok in targets(results)
+    ]
     scaling = results.get("scaling")
     if scaling:
         lines += [
@@ -220,14 +298,21 @@ def render_markdown(results: dict) -> str:
             "sections written by `benchmarks/synth.py` (seeded sentences of the essay's own words) in the same "
             "Markdown format, indexed in a temporary folder.",
         ]
+    lines += embedding_cost(results)
     lines += ["", PROFILE_NOTES.rstrip("\n")]
+    load_note = (
+        ": not an idle machine, so the absolute times (the rebuild above all) are slower than an idle "
+        "machine's; the ratios, measured interleaved, hold better."
+        if machine_busy(results)
+        else "."
+    )
     lines += [
         "",
         "## Machine",
         "",
         f"{m['cpus']} CPUs, Python {m['python']}, {m['platform']}, commit `{m['commit']}`. "
         f"Load average {m['loadavg_start'][0]:.2f} at the start and {m['loadavg_end'][0]:.2f} at the end "
-        "(other jobs shared the CPUs).",
+        "(other jobs shared the CPUs)" + load_note,
         "",
     ]
     return "\n".join(lines)
