@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,9 +23,9 @@ from assistant import structure
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
-from assistant.reranking import LogisticModel, ScoredSentence, SentenceReranker, defines, holds_kind
-from assistant.retrieval import RetrievedPassage
+from assistant.reranking import LogisticModel, SentenceReranker, defines, holds_kind
 from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, leans_on_previous, strip_footnotes
+from assistant.types import Citation, Draft, ReferenceInfo, ScoredSentence
 
 if TYPE_CHECKING:
     from assistant.index import LoadedIndex
@@ -74,126 +74,6 @@ _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
-
-
-@dataclass(frozen=True)
-class ReferenceInfo:
-    """An essay reference attached to a citation."""
-
-    number: int
-    text: str
-    url: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "text": self.text, "url": self.url}
-
-
-@dataclass(frozen=True)
-class Citation:
-    """One cited sentence: ``quote == corpus_text[start:end]`` and lies inside the passage."""
-
-    n: int
-    passage_id: str
-    section: str
-    quote: str
-    start: int
-    end: int
-    source: str
-    references: tuple[ReferenceInfo, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "passage_id": self.passage_id,
-            "section": self.section,
-            "quote": self.quote,
-            "start": self.start,
-            "end": self.end,
-            "source": self.source,
-            "references": [r.to_dict() for r in self.references],
-        }
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An answer before timing and passages are attached.
-
-    Attributes:
-        text: Answer text with ``[n]`` markers (or the refusal).
-        citations: Citations in marker order; empty for a refusal.
-        answerability: 0..1; compared with the refusal threshold.
-        sentences: The cited sentences, in marker order.
-        refused: The essay does not answer the question (any sentences are only related).
-
-    """
-
-    text: str
-    citations: list[Citation]
-    answerability: float
-    sentences: list[ScoredSentence]
-    refused: bool = False
-
-
-@dataclass
-class Answer:
-    """A cited answer (or a refusal) with the evidence it came from.
-
-    Attributes:
-        question: The question as answered (whitespace-normalised).
-        answer: Answer text; each sentence ends with its ``[n]`` citation marker.
-        refused: True when the essay does not answer the question; it may still quote related
-            sentences, under a plain statement of what is missing.
-        citations: One per marker, ``n`` = 1..N in order of first use.
-        passages: The retrieved passages, best first (``top_k`` of them).
-        backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
-            ``"ollama"``) when its checked answer is shown.
-        verified: With an LLM backend, the citation check of what it wrote
-            (:meth:`assistant.verification.Verification.to_dict`); ``None`` otherwise.
-        fallback: Why the extractive answer was shown although an LLM is configured, if it was.
-        timings_ms: ``retrieve``, ``answer`` and ``total`` wall times in milliseconds.
-        id: The caller's id for the question (batch mode), if any.
-        standalone_question: The question as retrieved for, after a follow-up was made
-            standalone from the conversation (equal to ``question`` otherwise).
-
-    """
-
-    question: str
-    answer: str
-    refused: bool
-    citations: list[Citation]
-    passages: list[RetrievedPassage]
-    backend: str = "extractive"
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    id: str | None = None
-    standalone_question: str = ""
-    answerability: float | None = None
-    verified: dict[str, Any] | None = None
-    fallback: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form documented in the README (``id`` only when set)."""
-        data: dict[str, Any] = {} if self.id is None else {"id": self.id}
-        data |= {
-            "question": self.question,
-            "answer": self.answer,
-            "refused": self.refused,
-            "citations": [c.to_dict() for c in self.citations],
-            "passages": [
-                {
-                    "passage_id": r.passage.id,
-                    "kind": r.passage.kind,
-                    "section": r.passage.section,
-                    "text": r.passage.text,
-                    "score": round(r.score, 6),
-                }
-                for r in self.passages
-            ],
-            "backend": self.backend,
-            **({"verified": self.verified} if self.verified is not None else {}),
-            **({"fallback": self.fallback} if self.fallback is not None else {}),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-        }
-        return data
 
 
 _MONTHS = ("january february march april may june july august september october november december").split()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from assistant import answering
+from assistant import types
 from assistant.answering import LENGTHS, ExtractiveAnswerer, Length
 from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, resolve, turns_from
@@ -17,7 +17,7 @@ from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
 from assistant.language import english_only_message, foreign_language, proper_names
 from assistant.question import normalise_question, validate
-from assistant.retrieval import RetrievedPassage
+from assistant.types import RetrievedPassage
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -33,8 +33,8 @@ __all__ = ["Answer", "Assistant", "answer"]
 
 
 @dataclass
-class Answer(answering.Answer):
-    """:class:`assistant.answering.Answer` with the index build and corpus text it came from.
+class Answer(types.Answer):
+    """:class:`assistant.types.Answer` with the index build and corpus text it came from.
 
     Attributes:
         build: Name of the index build that answered (as ``index status`` shows it).
@@ -171,7 +171,7 @@ class Assistant:
         checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
-    def _resolve(self, text: str, history: Sequence[str | answering.Answer], loaded: _Loaded) -> Resolution:
+    def _resolve(self, text: str, history: Sequence[str | types.Answer], loaded: _Loaded) -> Resolution:
         """``text`` in its conversation (see :mod:`assistant.conversation`).
 
         A follow-up is made standalone by the LLM when one is configured (and its rewrite is
@@ -212,7 +212,7 @@ class Assistant:
         self,
         question: str,
         *,
-        history: Sequence[str | answering.Answer] | None = None,
+        history: Sequence[str | types.Answer] | None = None,
         id: str | None = None,
         length: Length = "normal",
     ) -> Answer:
@@ -245,13 +245,13 @@ class Assistant:
         text = normalise_question(as_written)  # searched: NFKC, no zero-width or bidi characters
         if length not in LENGTHS:
             raise InvalidQuestionError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
-        if isinstance(history, str | answering.Answer):
+        if isinstance(history, str | types.Answer):
             history = [history]
         limit = self.settings.max_question_chars
         history = [
             normalise_question(h[: 10 * limit])[:limit] if isinstance(h, str) else h
             for h in (history or [])
-            if isinstance(h, str | answering.Answer)
+            if isinstance(h, str | types.Answer)
         ]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
@@ -323,7 +323,7 @@ class Assistant:
         )
 
     def follow_ups(
-        self, answer: answering.Answer, history: Sequence[str | answering.Answer] | None = None, limit: int = 3
+        self, answer: types.Answer, history: Sequence[str | types.Answer] | None = None, limit: int = 3
     ) -> list[str]:
         """Up to ``limit`` follow-up questions worth asking after ``answer``, none of them declined.
 
@@ -368,7 +368,7 @@ _default_lock = threading.Lock()
 def answer(
     question: str,
     *,
-    history: Sequence[str | answering.Answer] | None = None,
+    history: Sequence[str | types.Answer] | None = None,
     settings: Settings | None = None,
     length: Length = "normal",
 ) -> Answer:

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from assistant.answering import ALREADY_QUOTED, Draft, ExtractiveAnswerer
+from assistant.answering import ALREADY_QUOTED, ExtractiveAnswerer
 from assistant.embeddings import Embedder
 from assistant.retrieval import HybridRetriever
+from assistant.types import Draft
 
 if TYPE_CHECKING:
     from assistant.generative import GenerativeAnswerer
-    from assistant.reranking import ScoredSentence
+    from assistant.types import ScoredSentence
 
 
 def build_chain(

@@ -11,48 +11,10 @@ corpus and parameters always give the same ids.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from assistant.corpus import REFERENCES, Corpus, Span, footnotes_in
+from assistant.corpus import REFERENCES, Corpus, footnotes_in
 from assistant.text import leans_on_previous
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One retrievable unit of the corpus.
-
-    Attributes:
-        id: ``essay-PP-C`` (paragraph PP, chunk C) or ``ref-NN``.
-        kind: ``"essay"`` or ``"reference"``.
-        section: Section heading (``"References"`` for reference passages).
-        paragraph: 1-based body paragraph number (the reference number for references).
-        start, end: Character offsets into the corpus text; ``text == corpus.text[start:end]``.
-        text: The passage text, verbatim.
-        refs: Reference numbers it cites (its own number for a reference passage).
-        sentences: Sentence spans inside it (absolute corpus offsets).
-
-    """
-
-    id: str
-    kind: str
-    section: str
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    refs: tuple[int, ...]
-    sentences: tuple[Span, ...]
-
-    def metadata(self) -> dict[str, str | int]:
-        """Flat metadata for the vector store (lists joined as ``"3,4"``)."""
-        return {
-            "kind": self.kind,
-            "section": self.section,
-            "paragraph": self.paragraph,
-            "start": self.start,
-            "end": self.end,
-            "refs": ",".join(map(str, self.refs)),
-        }
+from assistant.types import Passage, Span
 
 
 def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_tokens: int) -> list[Passage]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from assistant.text import STOPWORDS, terms, words
 
 if TYPE_CHECKING:
-    from assistant.answering import Answer
+    from assistant.types import Answer
 
 Intent = Literal["new", "followup", "why", "more", "shorter"]
 Span = tuple[int, int]

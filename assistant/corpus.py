@@ -16,6 +16,7 @@ from pathlib import Path
 
 from assistant.config import REPO_ROOT
 from assistant.errors import CorpusError
+from assistant.types import Span
 
 FRONT_MATTER = "Title"
 INTRODUCTION = "Introduction"
@@ -47,14 +48,6 @@ _LETTER = re.compile(r"[^\W\d_]")
 # nupunkt splits after an abbreviation that follows an opening curly quote ("“U.S. national"), but
 # not after a straight one; it reads a copy with these mapped one-for-one, so offsets are unchanged.
 _STRAIGHTEN = str.maketrans({"“": '"', "‘": "'"})
-
-
-@dataclass(frozen=True)
-class Span:
-    """A character range ``[start, end)`` of the corpus text."""
-
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,9 @@ from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
 
 if TYPE_CHECKING:
-    from assistant.chunking import Passage
     from assistant.config import Settings
     from assistant.question import QuestionProfile
-    from assistant.retrieval import RetrievedPassage
+    from assistant.types import Passage, RetrievedPassage
     from assistant.verification import CitationChecker
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from assistant.text import strip_footnotes
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from assistant.chunking import Passage
+    from assistant.types import Passage
 
 log = logging.getLogger(__name__)
 

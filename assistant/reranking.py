@@ -21,13 +21,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.chunking import Passage
 from assistant.config import Settings
-from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span, footnotes_in
+from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
 from assistant.lexicon import Lexicon
 from assistant.question import QuestionProfile
-from assistant.retrieval import RetrievedPassage
 from assistant.text import CONTRAST, terms
+from assistant.types import Passage, RetrievedPassage, ScoredSentence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,18 +151,6 @@ class LogisticModel:
     def probability(self, features: dict[str, float]) -> float:
         z = self.intercept + sum(c * features[f] for f, c in zip(self.features, self.coef, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-@dataclass(frozen=True)
-class ScoredSentence:
-    """A candidate sentence and its score (0..1: the probability that it is evidence for the question)."""
-
-    row: int
-    passage: Passage
-    span: Span
-    score: float
-    terms: frozenset[str]
-    features: dict[str, float] | None = None
 
 
 class SentenceReranker:

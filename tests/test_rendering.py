@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from assistant import api
-from assistant.answering import Answer, Citation, ReferenceInfo
-from assistant.chunking import Passage
 from assistant.corpus import parse_corpus
 from assistant.overview import build_overview
-from assistant.retrieval import RetrievedPassage
+from assistant.types import Answer, Citation, Passage, ReferenceInfo, RetrievedPassage
 from assistant.ui import rendering, static_text
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 """The chat UI's HTML and Markdown: pure functions of the answers, the corpus and the overview.
 
 Nothing here imports Gradio or touches a model, an index or a file: each function takes the
-:class:`~assistant.answering.Answer` objects (and the :class:`~assistant.corpus.Corpus` or
+:class:`~assistant.types.Answer` objects (and the :class:`~assistant.corpus.Corpus` or
 :class:`~assistant.overview.Overview` they quote) and returns a ``str`` (or, for
 :func:`messages`, the chat's message dicts). :mod:`assistant.ui.app` puts them on the page.
 
@@ -20,10 +20,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.answering import Answer, Citation
 from assistant.corpus import Corpus
 from assistant.overview import Overview
 from assistant.text import terms
+from assistant.types import Answer, Citation
 
 SOURCE_HINT = "Click or hover over a citation marker such as [1] to see the cited sentence in its passage."
 EVIDENCE_HINT = "After each answer, the passages the assistant retrieved are listed here with their scores."
