@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from assistant import structure
 from assistant.config import Settings
@@ -25,15 +25,12 @@ from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
 from assistant.question import QuestionProfile
 from assistant.reranking import LogisticModel, SentenceReranker, defines, holds_kind
 from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, leans_on_previous, strip_footnotes
-from assistant.types import Citation, Draft, ReferenceInfo, ScoredSentence
+from assistant.types import Citation, Draft, Length, Offsets, ReferenceInfo, ScoredSentence
 
 if TYPE_CHECKING:
     from assistant.index import LoadedIndex
 
 REFUSAL = "The essay does not say."
-# How long an answer may run: the key sentence only, the default, or twice the default budget.
-Length = Literal["short", "normal", "long"]
-LENGTHS: tuple[Length, ...] = ("short", "normal", "long")
 # Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
 SHORTER_NOTE = "In one sentence, quoted from the essay (I quote it rather than reword it):"
 ALREADY_QUOTED = "The sentences the previous answer quoted answer this too:"
@@ -220,7 +217,7 @@ class ExtractiveAnswerer:
                     chosen.append(s)
         return chosen
 
-    def _span(self, row: int) -> tuple[int, int]:
+    def _span(self, row: int) -> Offsets:
         span = self.index.sentence_spans[row]
         return span.start, span.end
 
@@ -606,7 +603,7 @@ class ExtractiveAnswerer:
             return replace(draft, text=f"{HEDGE} {draft.text}")
         return draft
 
-    def sentence_at(self, span: tuple[int, int], score: float = 1.0) -> ScoredSentence | None:
+    def sentence_at(self, span: Offsets, score: float = 1.0) -> ScoredSentence | None:
         """The sentence row at corpus ``span`` (start, end), or None if no sentence has it."""
         row = self._rows_by_span.get(span)
         if row is None:
@@ -614,7 +611,7 @@ class ExtractiveAnswerer:
         passage = self.index.passages[self.index.sentence_ids[row]]
         return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.context_terms[row])
 
-    def _sentences_within(self, span: tuple[int, int]) -> list[ScoredSentence]:
+    def _sentences_within(self, span: Offsets) -> list[ScoredSentence]:
         """The sentence rows lying inside corpus ``span``, in reading order."""
         return [
             s
@@ -623,10 +620,10 @@ class ExtractiveAnswerer:
         ]
 
     @cached_property
-    def _rows_by_span(self) -> dict[tuple[int, int], int]:
+    def _rows_by_span(self) -> dict[Offsets, int]:
         return {(s.start, s.end): row for row, s in enumerate(self.index.sentence_spans)}
 
-    def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[tuple[int, int]]) -> ScoredSentence | None:
+    def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[Offsets]) -> ScoredSentence | None:
         """The best-scoring sentence of ``among`` (spans): the one carrying an earlier answer's key fact."""
         wanted = set(among)
         ranked = [s for s in scored if (s.span.start, s.span.end) in wanted]
@@ -635,7 +632,7 @@ class ExtractiveAnswerer:
         return next((s for span in among if (s := self.sentence_at(span)) is not None), None)
 
     def more(
-        self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[tuple[int, int]], length: Length
+        self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[Offsets], length: Length
     ) -> Draft:
         """The answer to "tell me more": evidence and context not in ``shown`` (spans quoted so far).
 
@@ -670,7 +667,7 @@ class ExtractiveAnswerer:
             chars += sentence.span.end - sentence.span.start
         return self._draft(self._in_reading_order(kept, scale), answerability)
 
-    def shorter(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+    def shorter(self, scored: list[ScoredSentence], previous: Sequence[Offsets]) -> Draft | None:
         """The previous answer's key sentence alone, under :data:`SHORTER_NOTE`; None without one."""
         key = self._key_sentence(scored, previous)
         if key is None:
@@ -678,7 +675,7 @@ class ExtractiveAnswerer:
         draft = self._draft([key], key.score)
         return replace(draft, text=f"{SHORTER_NOTE} {draft.text}")
 
-    def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+    def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[Offsets]) -> Draft | None:
         """The reason for an earlier answer's claim ("Why?"), if the sentences around it give one.
 
         The earlier answer's essay sentences are tried as the claim, best-scoring first: its reason

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from assistant import types
-from assistant.answering import LENGTHS, ExtractiveAnswerer, Length
+from assistant.answering import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, resolve, turns_from
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
 from assistant.language import english_only_message, foreign_language, proper_names
 from assistant.question import normalise_question, validate
-from assistant.types import RetrievedPassage
+from assistant.types import LENGTHS, Length, RetrievedPassage
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable

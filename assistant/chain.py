@@ -1,8 +1,8 @@
 """The retrieval chain in LangChain Expression Language: question -> retrieve -> rerank + answer.
 
 The chain's input is ``{"question": QuestionProfile}``, optionally with ``length``
-(:data:`assistant.answering.Length`) and, for a follow-up, ``intent``
-(:data:`assistant.conversation.Intent`), ``previous`` (the spans the previous answer quoted) and
+(:data:`assistant.types.Length`) and, for a follow-up, ``intent``
+(:data:`assistant.types.Intent`), ``previous`` (the spans the previous answer quoted) and
 ``shown`` (the spans quoted on this topic so far); ``last``/``last_answer`` are the spans and
 text of the conversation's last answer, which no answer repeats. Its output adds ``query_vector``,
 ``retrieved`` (passages reranked by their best sentence) and ``answer``/``citations``, so the

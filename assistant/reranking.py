@@ -26,7 +26,7 @@ from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
 from assistant.lexicon import Lexicon
 from assistant.question import QuestionProfile
 from assistant.text import CONTRAST, terms
-from assistant.types import Passage, RetrievedPassage, ScoredSentence
+from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSentence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,7 +81,7 @@ _ADVICE = re.compile(
     re.I,
 )
 # What each kind of question asks for (see holds_kind).
-_ASKED_FOR = {
+_ASKED_FOR: dict[QuestionKind, re.Pattern[str]] = {
     "date": _YEAR_OR_DATE,
     "timeline": _YEAR_OR_DATE,
     "number": _NUMBER,
@@ -110,7 +110,7 @@ def defines(term: str, text: str) -> bool:
     return re.search(pattern, text, re.I) is not None
 
 
-def holds_kind(kind: str, text: str, known: tuple[str, ...] = ()) -> bool | None:
+def holds_kind(kind: QuestionKind, text: str, known: tuple[str, ...] = ()) -> bool | None:
     """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
 
     A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place

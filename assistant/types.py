@@ -1,4 +1,4 @@
-"""The data types the stages pass to each other.
+"""The data types the stages pass to each other, and the names of their kinds and states.
 
 One home for them, so that a stage depends on the shapes it reads rather than on the stage that
 made them (the citation checker reads a ``Citation`` without importing the extractive answerer).
@@ -10,7 +10,42 @@ module imports nothing from the package and nothing heavy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+# --- kinds and states ----------------------------------------------------------------------------
+
+# What a question asks for (assistant.question.profile; the first pattern that matches wins, else "fact").
+QuestionKind = Literal[
+    "author",  # who wrote the essay, or its title
+    "summary",
+    "compare",
+    "topic",  # what the essay says about X
+    "recommendation",  # what someone should do
+    "why",
+    "timeline",  # events in date order
+    "date",
+    "number",
+    "where",
+    "who",
+    "definition",  # "What is X?"
+    "fact",  # any other question
+]
+# A passage of the essay body, or one entry of its reference list.
+PassageKind = Literal["essay", "reference"]
+# How a question leans on the conversation (assistant.conversation.Resolution.intent).
+Intent = Literal["new", "followup", "why", "more", "shorter"]
+# How long an answer may run: the key sentence only, the default, or twice the default budget.
+Length = Literal["short", "normal", "long"]
+LENGTHS: tuple[Length, ...] = get_args(Length)
+# Who writes the answer: the extractive answerer, or an LLM backend (Settings.llm).
+Backend = Literal["extractive", "openai", "ollama"]
+# How the LLM is asked to reply (assistant.llm.FORMATS): a JSON schema, JSON mode with a schema, or cited text.
+ReplyFormat = Literal["json_schema", "json_object_schema", "text"]
+# A question about the document's structure (assistant.structure.classify).
+StructureQuestion = Literal["reference_count", "sections", "language", "uncited"]
+# A ``(start, end)`` pair of corpus offsets, as conversation turns and follow-up requests keep a quoted sentence.
+Offsets = tuple[int, int]
+
 
 # --- the corpus and its passages -----------------------------------------------------------------
 
@@ -40,7 +75,7 @@ class Passage:
     """
 
     id: str
-    kind: str
+    kind: PassageKind
     section: str
     paragraph: int
     start: int
@@ -201,7 +236,7 @@ class Answer:
     refused: bool
     citations: list[Citation]
     passages: list[RetrievedPassage]
-    backend: str = "extractive"
+    backend: Backend = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
     id: str | None = None
     standalone_question: str = ""
