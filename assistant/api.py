@@ -22,6 +22,7 @@ from assistant.types import LENGTHS, Length, RetrievedPassage
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.chain import ChainState
     from assistant.embeddings import Embedder
     from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
@@ -51,7 +52,7 @@ class Answer(types.Answer):
 @dataclass
 class _Loaded:
     index: LoadedIndex
-    chain: Runnable
+    chain: Runnable[ChainState, ChainState]
     answerer: ExtractiveAnswerer
     generator: GenerativeAnswerer | None = None
     corpus_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the corpus file when its hash was last checked
@@ -271,7 +272,7 @@ class Assistant:
             )
         resolution = self._resolve(text, history, loaded)
         standalone = resolution.standalone
-        request = {
+        request: ChainState = {
             "question": loaded.answerer.reranker.read(standalone),
             "length": length,
             "intent": resolution.intent,

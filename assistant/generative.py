@@ -26,6 +26,7 @@ from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
 
 if TYPE_CHECKING:
+    from assistant.chain import ChainState
     from assistant.config import Settings
     from assistant.question import QuestionProfile
     from assistant.types import Passage, RetrievedPassage
@@ -80,7 +81,7 @@ class GenerativeAnswerer:
             return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
         return None
 
-    def run(self, state: dict[str, Any]) -> dict[str, Any]:
+    def run(self, state: ChainState) -> ChainState:
         """Chain stage: adds ``backend``, ``verified``, ``fallback``, ``llm_ms``, ``check_ms``.
 
         Replaces ``answer``/``citations`` with the checked LLM answer unless it falls back.
