@@ -300,7 +300,8 @@ class Assistant:
         for citation in state["citations"]:
             if citation.passage_id not in shown:
                 shown.add(citation.passage_id)
-                retrieved.append(RetrievedPassage(loaded.index.passages[citation.passage_id], 0.0, None, None))
+                passage = loaded.index.passages[citation.passage_id]
+                retrieved.append(RetrievedPassage(passage, fused_score=None, dense=None, bm25=None, rerank_score=0.0))
         return Answer(
             question=as_written,
             answer=state["answer"],

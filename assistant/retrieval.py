@@ -95,7 +95,7 @@ class HybridRetriever:
     def retrieve(
         self, question: QuestionProfile, query_vector: np.ndarray, k: int | None = None
     ) -> list[RetrievedPassage]:
-        """Return up to ``k`` passages (default ``settings.candidate_k``), best first."""
+        """Up to ``k`` passages (default ``settings.candidate_k``), best first by ``fused_score`` (not yet reranked)."""
         k = k or self.settings.candidate_k
         rrf = self.settings.rrf_k
         dense = self._dense(query_vector, self.settings.candidate_k)
@@ -109,7 +109,10 @@ class HybridRetriever:
             self._route_to_references(fused, dense, lexical)
         ranked = sorted(fused, key=lambda p: -fused[p])[:k]
         return [
-            RetrievedPassage(self.index.passages[pid], fused[pid], dense.get(pid), lexical.get(pid)) for pid in ranked
+            RetrievedPassage(
+                self.index.passages[pid], fused_score=fused[pid], dense=dense.get(pid), bm25=lexical.get(pid)
+            )
+            for pid in ranked
         ]
 
     def _route_to_references(self, fused: dict[str, float], dense: dict[str, float], lexical: dict[str, float]) -> None:

@@ -105,21 +105,23 @@ class RetrievedPassage:
 
     Attributes:
         passage: The passage.
-        score: The ranking score, higher is better: the reranker's best sentence score (0..~1.2)
-            after reranking, the fusion score before.
+        fused_score: Reciprocal-rank-fusion score of the retrievers, higher is better: at most
+            ``3 / (rrf_k + 1)`` from the three rankings plus source routing. 0 for a passage the
+            reranker added (a scored sentence's passage that retrieval did not return); ``None``
+            for one added only because an answer cites it (see :meth:`assistant.api.Assistant.answer`).
         dense: Cosine similarity of passage and question embeddings, -1..1 (``None`` if the
             dense retriever did not rank it among its candidates).
         bm25: BM25 (Okapi) score, >= 0 (``None`` if BM25 did not rank it).
-        fused: Reciprocal-rank-fusion score, at most ``3 / (rrf_k + 1)`` from the three rankings
-            plus source routing (``None`` before reranking: it is ``score`` then).
+        rerank_score: The reranker's score, 0..1: its best sentence's evidence probability (the
+            best of all for a passage the answer cites); ``None`` before reranking.
 
     """
 
     passage: Passage
-    score: float
+    fused_score: float | None
     dense: float | None
     bm25: float | None
-    fused: float | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ class Answer:
         refused: True when the essay does not answer the question; it may still quote related
             sentences, under a plain statement of what is missing.
         citations: One per marker, ``n`` = 1..N in order of first use.
-        passages: The retrieved passages, best first (``top_k`` of them).
+        passages: The retrieved passages after reranking, best first (``top_k`` of them).
         backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
             ``"ollama"``) when its checked answer is shown.
         verified: With an LLM backend, the citation check of what it wrote
@@ -245,7 +247,10 @@ class Answer:
     fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form documented in the README (``id`` only when set)."""
+        """The JSON form documented in the README (``id`` only when set).
+
+        A passage's ``score`` is its :attr:`RetrievedPassage.rerank_score` (0 if it was not reranked).
+        """
         data: dict[str, Any] = {} if self.id is None else {"id": self.id}
         data |= {
             "question": self.question,
@@ -258,7 +263,7 @@ class Answer:
                     "kind": r.passage.kind,
                     "section": r.passage.section,
                     "text": r.passage.text,
-                    "score": round(r.score, 6),
+                    "score": round(r.rerank_score or 0.0, 6),
                 }
                 for r in self.passages
             ],
