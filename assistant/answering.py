@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from assistant import structure
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
+from assistant.patterns import CONNECTIVE, CONSEQUENCE, CONTINUATION, MONTH_NAMES, MONTHS, YEAR, YEAR_DIGITS
 from assistant.question import QuestionProfile
 from assistant.reranking import LogisticModel, SentenceReranker, defines, holds_kind
-from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, leans_on_previous, strip_footnotes
+from assistant.text import leans_on_previous, strip_footnotes
 from assistant.types import Citation, Draft, Length, Offsets, ReferenceInfo, ScoredSentence
 
 if TYPE_CHECKING:
@@ -67,16 +68,12 @@ _CAUSAL = re.compile(
 _REASON_GIVEN = re.compile(
     rf"{_CAUSAL.pattern}|\b(justif\w*|rationale|motivat\w*|in response to|out of concern|concerns?)\b", re.I
 )
-_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 
 
-_MONTHS = ("january february march april may june july august september october november december").split()
-_EVENT_DATE = re.compile(
-    rf"\b(?:(?P<month>{'|'.join(m.title() for m in _MONTHS)})(?: \d{{1,2}},)? )?(?P<year>(?:19|20)\d\d)\b"
-)
+_EVENT_DATE = re.compile(rf"\b(?:(?P<month>{MONTH_NAMES})(?: \d{{1,2}},)? )?(?P<year>{YEAR_DIGITS})\b")
 
 
 def _event_date(text: str) -> tuple[int, int] | None:
@@ -84,7 +81,7 @@ def _event_date(text: str) -> tuple[int, int] | None:
     match = _EVENT_DATE.search(text)
     if match is None:
         return None
-    month = _MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
+    month = MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
     return int(match.group("year")), month
 
 
@@ -321,7 +318,7 @@ class ExtractiveAnswerer:
 
         A reason often runs over several sentences ("…operate in different parts… In addition,
         the three countries confront…"): each next sentence of the paragraph that opens with a
-        connective (:data:`assistant.text.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
+        connective (:data:`assistant.patterns.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
         up to ``max_answer_sentences - 1`` sentences.
         """
         chain = [first]
@@ -719,8 +716,8 @@ class ExtractiveAnswerer:
         # "What did Japan do in December 2017?" is not answered by the U.S. step of December 2017.
         about = [s for s in sentences if all(countries[n] <= s.terms for n in asked)] if asked else []
         text = " ".join(self._text(s) for s in about or sentences)
-        asked_years = set(_YEAR.findall(question.text))
-        quoted_years = list(dict.fromkeys(_YEAR.findall(text)))
+        asked_years = set(YEAR.findall(question.text))
+        quoted_years = list(dict.fromkeys(YEAR.findall(text)))
         if asked_years and quoted_years and not asked_years & set(quoted_years):
             return f"The quoted sentences give {', '.join(quoted_years)}, not {', '.join(sorted(asked_years))}:"
         have = set().union(*(s.terms for s in sentences)) if sentences else set()

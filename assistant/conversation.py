@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from assistant.patterns import MONTHS
 from assistant.text import STOPWORDS, terms, words
 from assistant.types import Intent, Offsets
 
@@ -57,8 +58,7 @@ _POINTS_BACK = re.compile(
 # "this essay", "it say" point at the document, not at an earlier turn.
 _THE_DOCUMENT = re.compile(
     r"\b(?:this|the) (?:essay|article|piece|text|paper|author)\b|\bdoes (?:it|the essay) (?:say|mention|discuss)\b|"
-    r"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|january|february|march|april|may|june|july|august|"
-    r"september|october|november|december)\b",  # "this July" is a date, not a pointer
+    rf"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|{'|'.join(MONTHS)})\b",  # "this July": a date
     re.I,
 )
 

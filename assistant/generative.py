@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
+from assistant.patterns import YEAR_OR_MONTH
 
 if TYPE_CHECKING:
     from assistant.chain import ChainState
@@ -36,9 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_PASSAGES = 8  # top_k passages plus any the extractive answer cites from further down
 COVERAGE_RATIO = 0.5  # kept sentences must cover at least this share of the extractive answer's coverage
-_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
+# Any number, a year or "one" too (unlike the reranker's _QUANTITY: here any number in the answer will do).
 _NUMBER = re.compile(
     r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b", re.I
 )
@@ -70,7 +69,7 @@ class GenerativeAnswerer:
         Its coverage of the question counts the essay sentences it cites (``quotes``) too: a direct
         answer ("April 27, 2023.") need not repeat the question's words when its source does.
         """
-        if question.kind == "date" and not _DATE.search(text):
+        if question.kind == "date" and not YEAR_OR_MONTH.search(text):
             return "the checked LLM answer gives no date for a date question"
         if question.kind == "number" and not _NUMBER.search(text):
             return "the checked LLM answer gives no number for a how-many question"

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
 from assistant.lexicon import Lexicon
+from assistant.patterns import CONTRAST, YEAR_DIGITS, YEAR_OR_MONTH
 from assistant.question import QuestionProfile
-from assistant.text import CONTRAST, terms
+from assistant.text import terms
 from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSentence
 
 if TYPE_CHECKING:
@@ -63,12 +64,9 @@ SENTENCE_FEATURES = {
     "interrogative": "is itself a question ('What exactly did … mean?')",
 }
 
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
 # A quantity (years excluded: "how many" is not answered by "in 2019"; nor by "one", too often "no one").
-_NUMBER = re.compile(
-    r"\b((?!(?:19|20)\d\d\b)\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
+_QUANTITY = re.compile(
+    rf"\b((?!{YEAR_DIGITS}\b)\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
     r"dozens?|hundreds?|thousands?|millions?|billions?)\b",
     re.I,
 )
@@ -82,9 +80,9 @@ _ADVICE = re.compile(
 )
 # What each kind of question asks for (see holds_kind).
 _ASKED_FOR: dict[QuestionKind, re.Pattern[str]] = {
-    "date": _YEAR_OR_DATE,
-    "timeline": _YEAR_OR_DATE,
-    "number": _NUMBER,
+    "date": YEAR_OR_MONTH,
+    "timeline": YEAR_OR_MONTH,
+    "number": _QUANTITY,
     "who": _NAME,
     "where": _PLACE,
     "recommendation": _ADVICE,
