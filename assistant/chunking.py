@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from assistant.corpus import REFERENCES, Corpus, footnotes_in
+from assistant.errors import CorpusError
 from assistant.text import leans_on_previous
 from assistant.types import Passage, Span
 
@@ -26,8 +27,12 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
         chunk_tokens: Budget per essay passage, 16..256. A single sentence longer than the budget
             becomes its own passage; one longer than 256 pieces raises.
 
+    Returns:
+        The essay passages in reading order, then one passage per reference entry in number order.
+
     Raises:
-        ValueError: If a sentence alone exceeds 256 word pieces.
+        CorpusError: If a sentence alone exceeds 256 word pieces (the embedding model's input
+            limit), naming its paragraph and how it opens.
 
     """
     text = corpus.text
@@ -54,8 +59,12 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
         for chunk_no, group in enumerate(groups, start=1):
             start, end = group[0].start, group[-1].end
             body = text[start:end]
-            if count_tokens(body) > 256:
-                raise ValueError(f"a sentence of paragraph {paragraph.number} exceeds 256 word pieces")
+            if (pieces := count_tokens(body)) > 256:
+                raise CorpusError(
+                    f"{corpus.display_path}: a sentence of paragraph {paragraph.number} ({paragraph.section}) is "
+                    f"{pieces} word pieces long, more than the 256 the embedding model reads: “{body[:60]}…”. "
+                    "Split it into shorter sentences and build the index again."
+                )
             passages.append(
                 Passage(
                     id=f"essay-{paragraph.number:02d}-{chunk_no}",
