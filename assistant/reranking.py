@@ -482,7 +482,7 @@ class SentenceReranker:
         Candidates: the sentences of the top retrieved passages, of the passages BM25 ranks best
         (``candidate_lexical``), of the passages the question's form points to, the sentences most
         similar to the question anywhere, and the reference entries the best of those cite or that
-        retrieval ranks best.
+        retrieval ranks best. ``retrieved`` is in fused order (not yet reranked).
         """
         import numpy as np
 
