@@ -152,7 +152,14 @@ class ScoredSentence:
 
 @dataclass(frozen=True)
 class ReferenceInfo:
-    """An essay reference attached to a citation."""
+    """An essay reference attached to a citation.
+
+    Attributes:
+        number: The entry's number in the reference list (the ``(n)`` footnote marker).
+        text: The entry as the essay writes it (without its ``(n)``).
+        url: Its first URL, or ``None``.
+
+    """
 
     number: int
     text: str
@@ -165,7 +172,19 @@ class ReferenceInfo:
 
 @dataclass(frozen=True)
 class Citation:
-    """One cited sentence: ``quote == corpus_text[start:end]`` and lies inside the passage."""
+    """One cited sentence: ``quote == corpus_text[start:end]`` and lies inside the passage.
+
+    Attributes:
+        n: Its marker number in the answer, 1..N in order of first use.
+        passage_id: The :attr:`Passage.id` it is quoted from.
+        section: That passage's section heading.
+        quote: The sentence, verbatim (footnote markers included).
+        start, end: Its character offsets into the corpus text.
+        source: The corpus file, relative to the repository when inside it.
+        references: The essay references behind it: the sentence's footnotes (for a checked LLM
+            citation, its passage's when the sentence has none; for a reference entry, itself).
+
+    """
 
     n: int
     passage_id: str
