@@ -15,25 +15,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from assistant import structure
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, Corpus, footnotes_in
+from assistant.patterns import CONNECTIVE, CONSEQUENCE, CONTINUATION, MONTH_NAMES, MONTHS, YEAR, YEAR_DIGITS
 from assistant.question import QuestionProfile
-from assistant.reranking import LogisticModel, ScoredSentence, SentenceReranker, defines, holds_kind
-from assistant.retrieval import RetrievedPassage
-from assistant.text import CONNECTIVE, CONSEQUENCE, CONTINUATION, leans_on_previous, strip_footnotes
+from assistant.reranking import LogisticModel, SentenceReranker, defines, holds_kind
+from assistant.text import leans_on_previous, strip_footnotes
+from assistant.types import Citation, Draft, Length, Offsets, ReferenceInfo, ScoredSentence
 
 if TYPE_CHECKING:
     from assistant.index import LoadedIndex
 
 REFUSAL = "The essay does not say."
-# How long an answer may run: the key sentence only, the default, or twice the default budget.
-Length = Literal["short", "normal", "long"]
-LENGTHS: tuple[Length, ...] = ("short", "normal", "long")
 # Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
 SHORTER_NOTE = "In one sentence, quoted from the essay (I quote it rather than reword it):"
 ALREADY_QUOTED = "The sentences the previous answer quoted answer this too:"
@@ -70,136 +68,12 @@ _CAUSAL = re.compile(
 _REASON_GIVEN = re.compile(
     rf"{_CAUSAL.pattern}|\b(justif\w*|rationale|motivat\w*|in response to|out of concern|concerns?)\b", re.I
 )
-_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 
 
-@dataclass(frozen=True)
-class ReferenceInfo:
-    """An essay reference attached to a citation."""
-
-    number: int
-    text: str
-    url: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "text": self.text, "url": self.url}
-
-
-@dataclass(frozen=True)
-class Citation:
-    """One cited sentence: ``quote == corpus_text[start:end]`` and lies inside the passage."""
-
-    n: int
-    passage_id: str
-    section: str
-    quote: str
-    start: int
-    end: int
-    source: str
-    references: tuple[ReferenceInfo, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "passage_id": self.passage_id,
-            "section": self.section,
-            "quote": self.quote,
-            "start": self.start,
-            "end": self.end,
-            "source": self.source,
-            "references": [r.to_dict() for r in self.references],
-        }
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An answer before timing and passages are attached.
-
-    Attributes:
-        text: Answer text with ``[n]`` markers (or the refusal).
-        citations: Citations in marker order; empty for a refusal.
-        answerability: 0..1; compared with the refusal threshold.
-        sentences: The cited sentences, in marker order.
-        refused: The essay does not answer the question (any sentences are only related).
-
-    """
-
-    text: str
-    citations: list[Citation]
-    answerability: float
-    sentences: list[ScoredSentence]
-    refused: bool = False
-
-
-@dataclass
-class Answer:
-    """A cited answer (or a refusal) with the evidence it came from.
-
-    Attributes:
-        question: The question as answered (whitespace-normalised).
-        answer: Answer text; each sentence ends with its ``[n]`` citation marker.
-        refused: True when the essay does not answer the question; it may still quote related
-            sentences, under a plain statement of what is missing.
-        citations: One per marker, ``n`` = 1..N in order of first use.
-        passages: The retrieved passages, best first (``top_k`` of them).
-        backend: Which answerer wrote it: ``"extractive"``, or the LLM backend (``"openai"``,
-            ``"ollama"``) when its checked answer is shown.
-        verified: With an LLM backend, the citation check of what it wrote
-            (:meth:`assistant.verification.Verification.to_dict`); ``None`` otherwise.
-        fallback: Why the extractive answer was shown although an LLM is configured, if it was.
-        timings_ms: ``retrieve``, ``answer`` and ``total`` wall times in milliseconds.
-        id: The caller's id for the question (batch mode), if any.
-        standalone_question: The question as retrieved for, after a follow-up was made
-            standalone from the conversation (equal to ``question`` otherwise).
-
-    """
-
-    question: str
-    answer: str
-    refused: bool
-    citations: list[Citation]
-    passages: list[RetrievedPassage]
-    backend: str = "extractive"
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    id: str | None = None
-    standalone_question: str = ""
-    answerability: float | None = None
-    verified: dict[str, Any] | None = None
-    fallback: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form documented in the README (``id`` only when set)."""
-        data: dict[str, Any] = {} if self.id is None else {"id": self.id}
-        data |= {
-            "question": self.question,
-            "answer": self.answer,
-            "refused": self.refused,
-            "citations": [c.to_dict() for c in self.citations],
-            "passages": [
-                {
-                    "passage_id": r.passage.id,
-                    "kind": r.passage.kind,
-                    "section": r.passage.section,
-                    "text": r.passage.text,
-                    "score": round(r.score, 6),
-                }
-                for r in self.passages
-            ],
-            "backend": self.backend,
-            **({"verified": self.verified} if self.verified is not None else {}),
-            **({"fallback": self.fallback} if self.fallback is not None else {}),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-        }
-        return data
-
-
-_MONTHS = ("january february march april may june july august september october november december").split()
-_EVENT_DATE = re.compile(
-    rf"\b(?:(?P<month>{'|'.join(m.title() for m in _MONTHS)})(?: \d{{1,2}},)? )?(?P<year>(?:19|20)\d\d)\b"
-)
+_EVENT_DATE = re.compile(rf"\b(?:(?P<month>{MONTH_NAMES})(?: \d{{1,2}},)? )?(?P<year>{YEAR_DIGITS})\b")
 
 
 def _event_date(text: str) -> tuple[int, int] | None:
@@ -207,7 +81,7 @@ def _event_date(text: str) -> tuple[int, int] | None:
     match = _EVENT_DATE.search(text)
     if match is None:
         return None
-    month = _MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
+    month = MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
     return int(match.group("year")), month
 
 
@@ -340,7 +214,7 @@ class ExtractiveAnswerer:
                     chosen.append(s)
         return chosen
 
-    def _span(self, row: int) -> tuple[int, int]:
+    def _span(self, row: int) -> Offsets:
         span = self.index.sentence_spans[row]
         return span.start, span.end
 
@@ -444,7 +318,7 @@ class ExtractiveAnswerer:
 
         A reason often runs over several sentences ("…operate in different parts… In addition,
         the three countries confront…"): each next sentence of the paragraph that opens with a
-        connective (:data:`assistant.text.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
+        connective (:data:`assistant.patterns.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
         up to ``max_answer_sentences - 1`` sentences.
         """
         chain = [first]
@@ -726,7 +600,7 @@ class ExtractiveAnswerer:
             return replace(draft, text=f"{HEDGE} {draft.text}")
         return draft
 
-    def sentence_at(self, span: tuple[int, int], score: float = 1.0) -> ScoredSentence | None:
+    def sentence_at(self, span: Offsets, score: float = 1.0) -> ScoredSentence | None:
         """The sentence row at corpus ``span`` (start, end), or None if no sentence has it."""
         row = self._rows_by_span.get(span)
         if row is None:
@@ -734,7 +608,7 @@ class ExtractiveAnswerer:
         passage = self.index.passages[self.index.sentence_ids[row]]
         return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.context_terms[row])
 
-    def _sentences_within(self, span: tuple[int, int]) -> list[ScoredSentence]:
+    def _sentences_within(self, span: Offsets) -> list[ScoredSentence]:
         """The sentence rows lying inside corpus ``span``, in reading order."""
         return [
             s
@@ -743,10 +617,10 @@ class ExtractiveAnswerer:
         ]
 
     @cached_property
-    def _rows_by_span(self) -> dict[tuple[int, int], int]:
+    def _rows_by_span(self) -> dict[Offsets, int]:
         return {(s.start, s.end): row for row, s in enumerate(self.index.sentence_spans)}
 
-    def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[tuple[int, int]]) -> ScoredSentence | None:
+    def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[Offsets]) -> ScoredSentence | None:
         """The best-scoring sentence of ``among`` (spans): the one carrying an earlier answer's key fact."""
         wanted = set(among)
         ranked = [s for s in scored if (s.span.start, s.span.end) in wanted]
@@ -755,7 +629,7 @@ class ExtractiveAnswerer:
         return next((s for span in among if (s := self.sentence_at(span)) is not None), None)
 
     def more(
-        self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[tuple[int, int]], length: Length
+        self, question: QuestionProfile, scored: list[ScoredSentence], shown: set[Offsets], length: Length
     ) -> Draft:
         """The answer to "tell me more": evidence and context not in ``shown`` (spans quoted so far).
 
@@ -790,7 +664,7 @@ class ExtractiveAnswerer:
             chars += sentence.span.end - sentence.span.start
         return self._draft(self._in_reading_order(kept, scale), answerability)
 
-    def shorter(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+    def shorter(self, scored: list[ScoredSentence], previous: Sequence[Offsets]) -> Draft | None:
         """The previous answer's key sentence alone, under :data:`SHORTER_NOTE`; None without one."""
         key = self._key_sentence(scored, previous)
         if key is None:
@@ -798,7 +672,7 @@ class ExtractiveAnswerer:
         draft = self._draft([key], key.score)
         return replace(draft, text=f"{SHORTER_NOTE} {draft.text}")
 
-    def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[tuple[int, int]]) -> Draft | None:
+    def explain_previous(self, scored: list[ScoredSentence], previous: Sequence[Offsets]) -> Draft | None:
         """The reason for an earlier answer's claim ("Why?"), if the sentences around it give one.
 
         The earlier answer's essay sentences are tried as the claim, best-scoring first: its reason
@@ -842,8 +716,8 @@ class ExtractiveAnswerer:
         # "What did Japan do in December 2017?" is not answered by the U.S. step of December 2017.
         about = [s for s in sentences if all(countries[n] <= s.terms for n in asked)] if asked else []
         text = " ".join(self._text(s) for s in about or sentences)
-        asked_years = set(_YEAR.findall(question.text))
-        quoted_years = list(dict.fromkeys(_YEAR.findall(text)))
+        asked_years = set(YEAR.findall(question.text))
+        quoted_years = list(dict.fromkeys(YEAR.findall(text)))
         if asked_years and quoted_years and not asked_years & set(quoted_years):
             return f"The quoted sentences give {', '.join(quoted_years)}, not {', '.join(sorted(asked_years))}:"
         have = set().union(*(s.terms for s in sentences)) if sentences else set()

@@ -9,19 +9,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from assistant import answering
-from assistant.answering import LENGTHS, ExtractiveAnswerer, Length
+from assistant import types
+from assistant.answering import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, resolve, turns_from
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
 from assistant.language import english_only_message, foreign_language, proper_names
 from assistant.question import normalise_question, validate
-from assistant.retrieval import RetrievedPassage
+from assistant.types import LENGTHS, Length, RetrievedPassage
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from assistant.chain import ChainState
     from assistant.embeddings import Embedder
     from assistant.generative import GenerativeAnswerer
     from assistant.index import LoadedIndex
@@ -33,8 +34,8 @@ __all__ = ["Answer", "Assistant", "answer"]
 
 
 @dataclass
-class Answer(answering.Answer):
-    """:class:`assistant.answering.Answer` with the index build and corpus text it came from.
+class Answer(types.Answer):
+    """:class:`assistant.types.Answer` with the index build and corpus text it came from.
 
     Attributes:
         build: Name of the index build that answered (as ``index status`` shows it).
@@ -51,7 +52,7 @@ class Answer(answering.Answer):
 @dataclass
 class _Loaded:
     index: LoadedIndex
-    chain: Runnable
+    chain: Runnable[ChainState, ChainState]
     answerer: ExtractiveAnswerer
     generator: GenerativeAnswerer | None = None
     corpus_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the corpus file when its hash was last checked
@@ -171,7 +172,7 @@ class Assistant:
         checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
-    def _resolve(self, text: str, history: Sequence[str | answering.Answer], loaded: _Loaded) -> Resolution:
+    def _resolve(self, text: str, history: Sequence[str | types.Answer], loaded: _Loaded) -> Resolution:
         """``text`` in its conversation (see :mod:`assistant.conversation`).
 
         A follow-up is made standalone by the LLM when one is configured (and its rewrite is
@@ -212,7 +213,7 @@ class Assistant:
         self,
         question: str,
         *,
-        history: Sequence[str | answering.Answer] | None = None,
+        history: Sequence[str | types.Answer] | None = None,
         id: str | None = None,
         length: Length = "normal",
     ) -> Answer:
@@ -245,13 +246,13 @@ class Assistant:
         text = normalise_question(as_written)  # searched: NFKC, no zero-width or bidi characters
         if length not in LENGTHS:
             raise InvalidQuestionError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
-        if isinstance(history, str | answering.Answer):
+        if isinstance(history, str | types.Answer):
             history = [history]
         limit = self.settings.max_question_chars
         history = [
             normalise_question(h[: 10 * limit])[:limit] if isinstance(h, str) else h
             for h in (history or [])
-            if isinstance(h, str | answering.Answer)
+            if isinstance(h, str | types.Answer)
         ]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
@@ -271,7 +272,7 @@ class Assistant:
             )
         resolution = self._resolve(text, history, loaded)
         standalone = resolution.standalone
-        request = {
+        request: ChainState = {
             "question": loaded.answerer.reranker.read(standalone),
             "length": length,
             "intent": resolution.intent,
@@ -299,7 +300,8 @@ class Assistant:
         for citation in state["citations"]:
             if citation.passage_id not in shown:
                 shown.add(citation.passage_id)
-                retrieved.append(RetrievedPassage(loaded.index.passages[citation.passage_id], 0.0, None, None))
+                passage = loaded.index.passages[citation.passage_id]
+                retrieved.append(RetrievedPassage(passage, fused_score=None, dense=None, bm25=None, rerank_score=0.0))
         return Answer(
             question=as_written,
             answer=state["answer"],
@@ -323,7 +325,7 @@ class Assistant:
         )
 
     def follow_ups(
-        self, answer: answering.Answer, history: Sequence[str | answering.Answer] | None = None, limit: int = 3
+        self, answer: types.Answer, history: Sequence[str | types.Answer] | None = None, limit: int = 3
     ) -> list[str]:
         """Up to ``limit`` follow-up questions worth asking after ``answer``, none of them declined.
 
@@ -368,7 +370,7 @@ _default_lock = threading.Lock()
 def answer(
     question: str,
     *,
-    history: Sequence[str | answering.Answer] | None = None,
+    history: Sequence[str | types.Answer] | None = None,
     settings: Settings | None = None,
     length: Length = "normal",
 ) -> Answer:

@@ -11,48 +11,11 @@ corpus and parameters always give the same ids.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from assistant.corpus import REFERENCES, Corpus, Span, footnotes_in
+from assistant.corpus import REFERENCES, Corpus, footnotes_in
+from assistant.errors import CorpusError
 from assistant.text import leans_on_previous
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One retrievable unit of the corpus.
-
-    Attributes:
-        id: ``essay-PP-C`` (paragraph PP, chunk C) or ``ref-NN``.
-        kind: ``"essay"`` or ``"reference"``.
-        section: Section heading (``"References"`` for reference passages).
-        paragraph: 1-based body paragraph number (the reference number for references).
-        start, end: Character offsets into the corpus text; ``text == corpus.text[start:end]``.
-        text: The passage text, verbatim.
-        refs: Reference numbers it cites (its own number for a reference passage).
-        sentences: Sentence spans inside it (absolute corpus offsets).
-
-    """
-
-    id: str
-    kind: str
-    section: str
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    refs: tuple[int, ...]
-    sentences: tuple[Span, ...]
-
-    def metadata(self) -> dict[str, str | int]:
-        """Flat metadata for the vector store (lists joined as ``"3,4"``)."""
-        return {
-            "kind": self.kind,
-            "section": self.section,
-            "paragraph": self.paragraph,
-            "start": self.start,
-            "end": self.end,
-            "refs": ",".join(map(str, self.refs)),
-        }
+from assistant.types import Passage, Span
 
 
 def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_tokens: int) -> list[Passage]:
@@ -64,8 +27,12 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
         chunk_tokens: Budget per essay passage, 16..256. A single sentence longer than the budget
             becomes its own passage; one longer than 256 pieces raises.
 
+    Returns:
+        The essay passages in reading order, then one passage per reference entry in number order.
+
     Raises:
-        ValueError: If a sentence alone exceeds 256 word pieces.
+        CorpusError: If a sentence alone exceeds 256 word pieces (the embedding model's input
+            limit), naming its paragraph and how it opens.
 
     """
     text = corpus.text
@@ -92,8 +59,12 @@ def chunk_corpus(corpus: Corpus, count_tokens: Callable[[str], int], chunk_token
         for chunk_no, group in enumerate(groups, start=1):
             start, end = group[0].start, group[-1].end
             body = text[start:end]
-            if count_tokens(body) > 256:
-                raise ValueError(f"a sentence of paragraph {paragraph.number} exceeds 256 word pieces")
+            if (pieces := count_tokens(body)) > 256:
+                raise CorpusError(
+                    f"{corpus.display_path}: a sentence of paragraph {paragraph.number} ({paragraph.section}) is "
+                    f"{pieces} word pieces long, more than the 256 the embedding model reads: “{body[:60]}…”. "
+                    "Split it into shorter sentences and build the index again."
+                )
             passages.append(
                 Passage(
                     id=f"essay-{paragraph.number:02d}-{chunk_no}",

@@ -7,11 +7,12 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from assistant.errors import AssistantError, InvalidQuestionError
+from assistant.types import Length
 
 app = typer.Typer(
     help=(
@@ -150,7 +151,7 @@ def ask(
         float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
     ] = None,
     length: Annotated[
-        Literal["short", "normal", "long"],
+        Length,
         typer.Option(
             help="How long the answer runs: short (the one sentence carrying the key fact), normal, or long "
             "(twice the normal budget).",

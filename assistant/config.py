@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import SettingsError
+from assistant.types import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -219,7 +220,7 @@ class Settings(BaseSettings):
         10.0, gt=0.0, description="How long to wait for the Chroma server before reporting it unreachable."
     )
 
-    llm: Literal["extractive", "openai", "ollama"] = Field(
+    llm: Backend = Field(
         "extractive",
         description=(
             "Who writes the answer: 'extractive' (essay sentences, no LLM), 'openai' (any "

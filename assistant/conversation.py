@@ -17,15 +17,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from assistant.patterns import MONTHS
 from assistant.text import STOPWORDS, terms, words
+from assistant.types import Intent, Offsets
 
 if TYPE_CHECKING:
-    from assistant.answering import Answer
-
-Intent = Literal["new", "followup", "why", "more", "shorter"]
-Span = tuple[int, int]
+    from assistant.types import Answer
 
 # Words of conversational requests ("could you put that in simpler words, in one sentence?");
 # a question made only of these and stopwords has no topic of its own.
@@ -59,8 +58,7 @@ _POINTS_BACK = re.compile(
 # "this essay", "it say" point at the document, not at an earlier turn.
 _THE_DOCUMENT = re.compile(
     r"\b(?:this|the) (?:essay|article|piece|text|paper|author)\b|\bdoes (?:it|the essay) (?:say|mention|discuss)\b|"
-    r"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|january|february|march|april|may|june|july|august|"
-    r"september|october|november|december)\b",  # "this July" is a date, not a pointer
+    rf"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|{'|'.join(MONTHS)})\b",  # "this July": a date
     re.I,
 )
 
@@ -79,7 +77,7 @@ class Turn:
 
     question: str
     standalone: str
-    cited: tuple[Span, ...] = ()
+    cited: tuple[Offsets, ...] = ()
     answer: str = ""
 
 
@@ -101,7 +99,7 @@ class Resolution:
     standalone: str
     intent: Intent
     previous: Turn | None = None
-    shown: frozenset[Span] = frozenset()
+    shown: frozenset[Offsets] = frozenset()
     last: Turn | None = None
 
 
@@ -171,9 +169,9 @@ def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> 
     return Resolution(text, "new")
 
 
-def _shown_on_topic(turns: Sequence[Turn]) -> frozenset[Span]:
+def _shown_on_topic(turns: Sequence[Turn]) -> frozenset[Offsets]:
     """Spans quoted by the last turn and the follow-ups before it on the same topic."""
-    shown: set[Span] = set()
+    shown: set[Offsets] = set()
     for turn in reversed(turns):
         shown.update(turn.cited)
         if turn.standalone == turn.question:  # the turn that opened this topic
@@ -237,7 +235,7 @@ def _substitute(previous: str, rest: str, find: _Finder) -> str:
     return f"{previous.rstrip('?')} ({rest})?"
 
 
-_Finder = Callable[[str], list[Span]]
+_Finder = Callable[[str], list[Offsets]]
 
 
 @lru_cache(maxsize=8)

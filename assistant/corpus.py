@@ -16,6 +16,8 @@ from pathlib import Path
 
 from assistant.config import REPO_ROOT
 from assistant.errors import CorpusError
+from assistant.patterns import FOOTNOTE, MONTH_NAMES
+from assistant.types import Span
 
 FRONT_MATTER = "Title"
 INTRODUCTION = "Introduction"
@@ -25,7 +27,7 @@ _HEADING = re.compile(r"^(#{1,2}) (.+)$")
 _URL = re.compile(r"https?://[^\s,;)]+")
 _QUOTED_TITLE = re.compile(r"“(.+?),?”")
 _LANGUAGE = re.compile(r"\[in ([A-Z][a-z]+)\]")
-_MONTH = r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_MONTH = rf"\b(?:{MONTH_NAMES})"
 _DATE = re.compile(_MONTH + r"(?: \d{1,2},)? \d{4}\b")
 _DATE_PART = re.compile(_MONTH + r"(?: \d{1,2})?$|^\d{4}$")
 _DOC_TYPES = {"press release", "fact sheet", "news release", "speech"}
@@ -47,14 +49,6 @@ _LETTER = re.compile(r"[^\W\d_]")
 # nupunkt splits after an abbreviation that follows an opening curly quote ("“U.S. national"), but
 # not after a straight one; it reads a copy with these mapped one-for-one, so offsets are unchanged.
 _STRAIGHTEN = str.maketrans({"“": '"', "‘": "'"})
-
-
-@dataclass(frozen=True)
-class Span:
-    """A character range ``[start, end)`` of the corpus text."""
-
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -303,7 +297,7 @@ def parse_corpus(text: str, path: Path) -> Corpus:
             section = heading.group(2).strip()
             continue
         if section == REFERENCES:
-            if m := re.match(r"\((\d{1,2})\)\s*", block):
+            if m := re.match(FOOTNOTE.pattern + r"\s*", block):  # "(n) " opens entry n
                 number = int(m.group(1))
                 references[number] = parse_reference(number, block[m.end() :], start + m.end())
             continue

@@ -17,7 +17,7 @@ class SettingsError(AssistantError, ValueError):
 
 
 class CorpusError(AssistantError):
-    """The corpus file is missing, unreadable or not the essay."""
+    """The corpus file is missing, unreadable, not the essay, or holds a sentence too long to embed."""
 
 
 class ModelError(AssistantError):

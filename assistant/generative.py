@@ -24,21 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
+from assistant.patterns import YEAR_OR_MONTH
 
 if TYPE_CHECKING:
-    from assistant.chunking import Passage
+    from assistant.chain import ChainState
     from assistant.config import Settings
     from assistant.question import QuestionProfile
-    from assistant.retrieval import RetrievedPassage
+    from assistant.types import Passage, RetrievedPassage
     from assistant.verification import CitationChecker
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_PASSAGES = 8  # top_k passages plus any the extractive answer cites from further down
 COVERAGE_RATIO = 0.5  # kept sentences must cover at least this share of the extractive answer's coverage
-_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
+# Any number, a year or "one" too (unlike the reranker's _QUANTITY: here any number in the answer will do).
 _NUMBER = re.compile(
     r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*)\b", re.I
 )
@@ -70,7 +69,7 @@ class GenerativeAnswerer:
         Its coverage of the question counts the essay sentences it cites (``quotes``) too: a direct
         answer ("April 27, 2023.") need not repeat the question's words when its source does.
         """
-        if question.kind == "date" and not _DATE.search(text):
+        if question.kind == "date" and not YEAR_OR_MONTH.search(text):
             return "the checked LLM answer gives no date for a date question"
         if question.kind == "number" and not _NUMBER.search(text):
             return "the checked LLM answer gives no number for a how-many question"
@@ -81,7 +80,7 @@ class GenerativeAnswerer:
             return f"the checked LLM answer covers too little of the question ({mine:.2f} vs {theirs:.2f} extractive)"
         return None
 
-    def run(self, state: dict[str, Any]) -> dict[str, Any]:
+    def run(self, state: ChainState) -> ChainState:
         """Chain stage: adds ``backend``, ``verified``, ``fallback``, ``llm_ms``, ``check_ms``.
 
         Replaces ``answer``/``citations`` with the checked LLM answer unless it falls back.

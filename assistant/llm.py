@@ -23,11 +23,10 @@ from pydantic import BaseModel, Field
 from assistant.config import Settings
 from assistant.errors import LLMError
 from assistant.text import strip_footnotes
+from assistant.types import Passage, ReplyFormat
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
-
-    from assistant.chunking import Passage
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ REWRITE_PROMPT = (
 
 # Reply formats, most structured first: OpenAI's JSON-schema response format (OpenAI, vLLM, Ollama),
 # llama-cpp-python's JSON mode with a schema (its server rejects "json_schema"), plain text with [n].
-FORMATS = ("json_schema", "json_object_schema", "text")
+FORMATS: tuple[ReplyFormat, ...] = ("json_schema", "json_object_schema", "text")
 
 
 class GeneratedSentence(BaseModel):
@@ -221,7 +220,7 @@ class LLMWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._chat: BaseChatModel | None = None
-        self._format = FORMATS[0] if settings.llm_structured_output else "text"
+        self._format: ReplyFormat = FORMATS[0] if settings.llm_structured_output else "text"
 
     @property
     def chat(self) -> BaseChatModel:
@@ -281,7 +280,7 @@ class LLMWriter:
                 sentences.append((text, tuple(dict.fromkeys((*markers, *item.citations)))))
         return Generation(tuple(sentences), raw, True, elapsed_ms)
 
-    def _ask(self, fmt: str, question: str, passages: list[Passage]) -> tuple[str, GeneratedAnswer | None]:
+    def _ask(self, fmt: ReplyFormat, question: str, passages: list[Passage]) -> tuple[str, GeneratedAnswer | None]:
         """One LLM call in reply format ``fmt``; returns the raw reply and the parsed answer, if any."""
         messages = self.messages(question, passages, structured=fmt != "text")
         if fmt == "json_schema":

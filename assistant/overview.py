@@ -12,21 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, REFERENCES, Corpus
+from assistant.patterns import MONTHS
 
-_MONTHS = {
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-}
 # A run of capitalised words that does not open a sentence: "Huawei", "United States".
 _PROPER = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}(?: [A-Z][a-z]+)*\b")
 # Demonyms and similar adjectives ("Japanese", "American", "Chinese") make poor question topics.
@@ -92,7 +79,7 @@ def _frequent_name(corpus: Corpus) -> str | None:
         counts.update(_PROPER.findall(corpus.text[paragraph.start : paragraph.end]))
     for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         plain = name.lower()
-        if " " in name or plain in title_words or plain in _MONTHS or _DEMONYM.search(plain):
+        if " " in name or plain in title_words or plain in MONTHS or _DEMONYM.search(plain):
             continue
         if re.search(rf"\b{re.escape(plain)}\b", corpus.text):
             continue  # also an ordinary word ("Department" / "department")

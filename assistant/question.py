@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from assistant.errors import InvalidQuestionError
 from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
+from assistant.types import QuestionKind
 
 _REFERENCE = re.compile(
     r"\b(sources?|cites?|cited|citations?|references?|refs?|footnote\w*|bibliograph\w*|articles?|"
@@ -20,7 +21,7 @@ _TOPIC = (
     r" (?:say|write|argue|discuss|mention|tell us|describe|think)\w* (?:about|on|regarding|of) (?P<topic>.+?)\W*$|"
     r"^\W*(?:please )?tell me (?:more )?about (?P<topic2>.+?)\W*$"
 )
-_TYPES = [  # first match wins
+_TYPES: list[tuple[QuestionKind, re.Pattern[str]]] = [  # first match wins; none: "fact"
     (
         "author",
         re.compile(
@@ -111,7 +112,7 @@ class QuestionProfile:
     """
 
     text: str
-    kind: str
+    kind: QuestionKind
     wants_reference: bool
     terms: tuple[str, ...]
     names: tuple[str, ...]
@@ -176,7 +177,7 @@ def profile(text: str, aliases: dict[str, str] | None = None) -> QuestionProfile
 
     """
     aliases = aliases or {}
-    kind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
+    kind: QuestionKind = next((name for name, pattern in _TYPES if pattern.search(text)), "fact")
     subject = _definition_subject(text) if kind == "definition" else ""
     if kind == "topic":
         match = re.match(_TOPIC, text, re.I)

@@ -21,13 +21,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.chunking import Passage
 from assistant.config import Settings
-from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, Span, footnotes_in
+from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
 from assistant.lexicon import Lexicon
+from assistant.patterns import CONTRAST, YEAR_DIGITS, YEAR_OR_MONTH
 from assistant.question import QuestionProfile
-from assistant.retrieval import RetrievedPassage
-from assistant.text import CONTRAST, terms
+from assistant.text import terms
+from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSentence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,12 +64,9 @@ SENTENCE_FEATURES = {
     "interrogative": "is itself a question ('What exactly did … mean?')",
 }
 
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
 # A quantity (years excluded: "how many" is not answered by "in 2019"; nor by "one", too often "no one").
-_NUMBER = re.compile(
-    r"\b((?!(?:19|20)\d\d\b)\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
+_QUANTITY = re.compile(
+    rf"\b((?!{YEAR_DIGITS}\b)\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty\S*|thirty\S*|"
     r"dozens?|hundreds?|thousands?|millions?|billions?)\b",
     re.I,
 )
@@ -82,10 +79,10 @@ _ADVICE = re.compile(
     re.I,
 )
 # What each kind of question asks for (see holds_kind).
-_ASKED_FOR = {
-    "date": _YEAR_OR_DATE,
-    "timeline": _YEAR_OR_DATE,
-    "number": _NUMBER,
+_ASKED_FOR: dict[QuestionKind, re.Pattern[str]] = {
+    "date": YEAR_OR_MONTH,
+    "timeline": YEAR_OR_MONTH,
+    "number": _QUANTITY,
     "who": _NAME,
     "where": _PLACE,
     "recommendation": _ADVICE,
@@ -111,7 +108,7 @@ def defines(term: str, text: str) -> bool:
     return re.search(pattern, text, re.I) is not None
 
 
-def holds_kind(kind: str, text: str, known: tuple[str, ...] = ()) -> bool | None:
+def holds_kind(kind: QuestionKind, text: str, known: tuple[str, ...] = ()) -> bool | None:
     """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
 
     A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place
@@ -152,18 +149,6 @@ class LogisticModel:
     def probability(self, features: dict[str, float]) -> float:
         z = self.intercept + sum(c * features[f] for f, c in zip(self.features, self.coef, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-@dataclass(frozen=True)
-class ScoredSentence:
-    """A candidate sentence and its score (0..1: the probability that it is evidence for the question)."""
-
-    row: int
-    passage: Passage
-    span: Span
-    score: float
-    terms: frozenset[str]
-    features: dict[str, float] | None = None
 
 
 class SentenceReranker:
@@ -497,7 +482,7 @@ class SentenceReranker:
         Candidates: the sentences of the top retrieved passages, of the passages BM25 ranks best
         (``candidate_lexical``), of the passages the question's form points to, the sentences most
         similar to the question anywhere, and the reference entries the best of those cite or that
-        retrieval ranks best.
+        retrieval ranks best. ``retrieved`` is in fused order (not yet reranked).
         """
         import numpy as np
 
@@ -558,20 +543,21 @@ class SentenceReranker:
     def rerank(
         self, retrieved: list[RetrievedPassage], scored: list[ScoredSentence], cited: set[str] = frozenset()
     ) -> list[RetrievedPassage]:
-        """Reorder passages by their best sentence score, which becomes their ``score``.
+        """Reorder passages by their best sentence score, which becomes their ``rerank_score`` (0..1, 6 decimals).
 
         The ``cited`` passages (those the answer quotes) come first, each with the best score of
         all, so scores never increase down the list. Passages with no scored
         sentence follow, in fusion order, with score 0. Passages of scored sentences that
-        retrieval did not return are added.
+        retrieval did not return are added, with ``fused_score`` 0. ``fused_score`` is kept as
+        retrieval gave it.
         """
         best: dict[str, float] = {}
         for sentence in scored:
             best[sentence.passage.id] = max(best.get(sentence.passage.id, 0.0), sentence.score)
         by_id = {r.passage.id: r for r in retrieved}
         for pid in sorted((best.keys() | cited) - by_id.keys()):  # sorted: ties keep one order whatever the hash seed
-            by_id[pid] = RetrievedPassage(self.index.passages[pid], 0.0, None, None)
+            by_id[pid] = RetrievedPassage(self.index.passages[pid], fused_score=0.0, dense=None, bm25=None)
         top = max(best.values(), default=0.0)
         best |= {pid: top for pid in cited}
         ranked = sorted(by_id.values(), key=lambda r: (r.passage.id not in cited, -best.get(r.passage.id, -1.0)))
-        return [replace(r, fused=r.score, score=round(best.get(r.passage.id, 0.0), 6)) for r in ranked]
+        return [replace(r, rerank_score=round(best.get(r.passage.id, 0.0), 6)) for r in ranked]

@@ -10,42 +10,18 @@ cited by the best essay passages, and the best-matching reference entries, join 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from assistant.chunking import Passage
 from assistant.config import Settings
 from assistant.question import QuestionProfile
 from assistant.text import terms
+from assistant.types import RetrievedPassage
 
 if TYPE_CHECKING:
     import numpy as np
 
     from assistant.index import LoadedIndex
-
-
-@dataclass(frozen=True)
-class RetrievedPassage:
-    """One ranked passage.
-
-    Attributes:
-        passage: The passage.
-        score: The ranking score, higher is better: the reranker's best sentence score (0..~1.2)
-            after reranking, the fusion score before.
-        dense: Cosine similarity of passage and question embeddings, -1..1 (``None`` if the
-            dense retriever did not rank it among its candidates).
-        bm25: BM25 (Okapi) score, >= 0 (``None`` if BM25 did not rank it).
-        fused: Reciprocal-rank-fusion score, at most ``3 / (rrf_k + 1)`` from the three rankings
-            plus source routing (``None`` before reranking: it is ``score`` then).
-
-    """
-
-    passage: Passage
-    score: float
-    dense: float | None
-    bm25: float | None
-    fused: float | None = None
 
 
 class HybridRetriever:
@@ -119,7 +95,7 @@ class HybridRetriever:
     def retrieve(
         self, question: QuestionProfile, query_vector: np.ndarray, k: int | None = None
     ) -> list[RetrievedPassage]:
-        """Return up to ``k`` passages (default ``settings.candidate_k``), best first."""
+        """Up to ``k`` passages (default ``settings.candidate_k``), best first by ``fused_score`` (not yet reranked)."""
         k = k or self.settings.candidate_k
         rrf = self.settings.rrf_k
         dense = self._dense(query_vector, self.settings.candidate_k)
@@ -133,7 +109,10 @@ class HybridRetriever:
             self._route_to_references(fused, dense, lexical)
         ranked = sorted(fused, key=lambda p: -fused[p])[:k]
         return [
-            RetrievedPassage(self.index.passages[pid], fused[pid], dense.get(pid), lexical.get(pid)) for pid in ranked
+            RetrievedPassage(
+                self.index.passages[pid], fused_score=fused[pid], dense=dense.get(pid), bm25=lexical.get(pid)
+            )
+            for pid in ranked
         ]
 
     def _route_to_references(self, fused: dict[str, float], dense: dict[str, float], lexical: dict[str, float]) -> None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus
-
-StructureQuestion = Literal["reference_count", "sections", "language", "uncited"]
+from assistant.types import Offsets, StructureQuestion
 
 _REFERENCE_WORDS = r"(?:references?|sources?|citations?|footnotes?|endnotes?|works cited|entries|bibliography|ones)"
 _COUNT = re.compile(rf"\b(?:how many (?:\w+ ){{0,2}}?|(?:the )?number of (?:\w+ )?){_REFERENCE_WORDS}\b", re.I)
@@ -37,7 +35,7 @@ class StructureAnswer:
     """What the structure shows: a lead line and the corpus spans to quote after it, in order."""
 
     lead: str
-    spans: tuple[tuple[int, int], ...]
+    spans: tuple[Offsets, ...]
 
 
 def _language(question: str, corpus: Corpus, aliases: dict[str, str]) -> str | None:

@@ -1,4 +1,7 @@
-"""Lexical helpers shared by BM25 retrieval and sentence selection: terms, stems, stopwords."""
+"""Lexical helpers shared by BM25 retrieval and sentence selection: terms, stems, stopwords.
+
+The regular expressions several modules share are in :mod:`assistant.patterns`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ from functools import lru_cache
 
 import snowballstemmer
 
+from assistant.patterns import CONNECTIVE, CONTINUATION, FOOTNOTE
+
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[’'][a-z]+)?")
-_FOOTNOTE_MARKER = re.compile(r"\s*\(\d{1,2}\)")
+_FOOTNOTE_MARKER = re.compile(r"\s*" + FOOTNOTE.pattern)  # with the space before it
 
 # English function words plus the verbs questions use to ask for a text's content ("according to",
 # "what does it say/mention"). Words about the document itself ("essay", "author") are not here:
@@ -72,23 +77,9 @@ def strip_footnotes(text: str) -> str:
     return _FOOTNOTE_MARKER.sub("", text)
 
 
-# Discourse markers at the start of a sentence, used to keep linked sentences together.
-# Points back at the sentence before it ("This action…", "Crucially, this policy…").
-CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
-# Only makes sense after the sentence before it ("Instead, …", "Yet …").
-CONNECTIVE = re.compile(
-    r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
-)
-# Draws a consequence from the sentence before it ("As such, …").
-CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
-# States a contrast anywhere in the sentence (the other side of a comparison).
-CONTRAST = re.compile(
-    r"\b(in (stark )?contrast|contrast(s|ed)? with|whereas|unlike|while|rather than|instead|on the other hand|"
-    r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
-    re.I,
-)
-
-
 def leans_on_previous(sentence: str) -> bool:
-    """Whether ``sentence`` opens by pointing back at, or connecting to, the sentence before it."""
+    """Whether ``sentence`` opens by pointing back at, or connecting to, the sentence before it.
+
+    See :data:`assistant.patterns.CONTINUATION` and :data:`assistant.patterns.CONNECTIVE`.
+    """
     return bool(CONTINUATION.match(sentence) or CONNECTIVE.match(sentence))

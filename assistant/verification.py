@@ -43,13 +43,12 @@ from functools import cached_property, lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from assistant.answering import Citation, ReferenceInfo
 from assistant.config import Settings
-from assistant.corpus import Span, footnotes_in
+from assistant.corpus import footnotes_in
 from assistant.text import STOPWORDS, stem
+from assistant.types import Citation, Passage, ReferenceInfo, Span
 
 if TYPE_CHECKING:
-    from assistant.chunking import Passage
     from assistant.embeddings import Embedder
     from assistant.reranking import SentenceReranker
 

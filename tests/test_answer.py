@@ -216,3 +216,34 @@ def test_paragraph_final_marker_cites_its_own_sentence_only(assistant):
     assert [r.number for r in tightened.references] == [6]
     before = [c for c in by_start.values() if c.quote.startswith("In October 2022")]
     assert all([r.number for r in c.references] == [5] for c in before)
+
+
+@pytest.mark.unit
+def test_the_chain_state_has_only_the_keys_chain_state_names(fake_assistant):
+    from assistant.chain import ChainState
+
+    loaded = fake_assistant._load()
+    question = loaded.answerer.reranker.read("When did Japan ban Huawei equipment from its ministries?")
+    state = loaded.chain.invoke({"question": question, "length": "short", "intent": "new"})
+    assert set(state) <= set(ChainState.__annotations__), set(state) - set(ChainState.__annotations__)
+    assert {"query_vector", "retrieved", "retrieve_ms", "answer", "citations", "answer_ms"} <= set(state)
+    # LangChain still builds the stages' schemas and graph (pydantic cannot from a typing.TypedDict on 3.11).
+    assert loaded.chain.input_schema.model_json_schema()["type"] == "object"
+    assert {n.name for n in loaded.chain.get_graph().nodes.values()} >= {"retrieve", "compose"}
+
+
+@pytest.mark.unit
+def test_retrieval_gives_fused_scores_and_reranking_adds_rerank_scores(fake_assistant):
+    from assistant.retrieval import HybridRetriever
+
+    loaded = fake_assistant._load()
+    question = loaded.answerer.reranker.read("When did Japan ban Huawei equipment from its ministries?")
+    state = loaded.chain.invoke({"question": question})
+    retriever = HybridRetriever(loaded.index, fake_assistant.settings, loaded.answerer.reranker.terms)
+    fused = {r.passage.id: r for r in retriever.retrieve(question, state["query_vector"])}
+    assert all(r.rerank_score is None and r.fused_score > 0 for r in fused.values())
+    for r in state["retrieved"]:
+        assert 0.0 <= r.rerank_score <= 1.0
+        assert r.fused_score == (fused[r.passage.id].fused_score if r.passage.id in fused else 0.0)
+    answer = fake_assistant.answer("When did Japan ban Huawei equipment from its ministries?")
+    assert [p["score"] for p in answer.to_dict()["passages"]] == [r.rerank_score for r in answer.passages]

@@ -63,8 +63,8 @@ def test_answerability_is_higher_where_the_essay_answers(report):
 
 @pytest.mark.unit
 def test_key_facts_accept_alternatives():
-    from assistant.answering import Answer
     from assistant.evaluation import Item
+    from assistant.types import Answer
 
     item = Item("x", "fact", "q", ("twenty-three|23 types", "march"), ())
     assert key_facts_met(item, Answer("q", "In March 2023, 23 types [1]", False, [], []))

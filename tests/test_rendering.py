@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from assistant import api
-from assistant.answering import Answer, Citation, ReferenceInfo
-from assistant.chunking import Passage
 from assistant.corpus import parse_corpus
 from assistant.overview import build_overview
-from assistant.retrieval import RetrievedPassage
+from assistant.types import Answer, Citation, Passage, ReferenceInfo, RetrievedPassage
 from assistant.ui import rendering, static_text
 
 pytestmark = pytest.mark.unit
@@ -80,8 +78,10 @@ def _answer(**changes) -> Answer:
         "refused": False,
         "citations": [CITE_BANNED],
         "passages": [
-            RetrievedPassage(_passage("essay-01-1", 1), score=0.9054, dense=0.7351, bm25=9.6, fused=0.04871),
-            RetrievedPassage(_passage("essay-02-1", 2), score=0.0791, dense=None, bm25=None, fused=0.03),
+            RetrievedPassage(
+                _passage("essay-01-1", 1), fused_score=0.04871, dense=0.7351, bm25=9.6, rerank_score=0.9054
+            ),
+            RetrievedPassage(_passage("essay-02-1", 2), fused_score=0.03, dense=None, bm25=None, rerank_score=0.0791),
         ],
         "timings_ms": {"total": 41.6},
     }
@@ -296,7 +296,7 @@ def test_evidence_without_the_corpus_shows_the_passage_text():
 
 
 def test_evidence_says_a_follow_up_was_made_standalone_and_a_cited_passage_was_not_ranked():
-    unranked = RetrievedPassage(_passage("essay-01-1", 1), score=0.5, dense=None, bm25=None, fused=None)
+    unranked = RetrievedPassage(_passage("essay-01-1", 1), fused_score=None, dense=None, bm25=None, rerank_score=0.5)
     answer = _answer(question="And <when>?", standalone_question="When did Japan ban it?", passages=[unranked])
     html = _without_details(rendering.render_evidence(answer, 0.55, CORPUS))
     assert (

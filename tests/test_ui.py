@@ -447,7 +447,7 @@ def test_browser_follow_up_buttons_and_answer_length(page, assistant):
 
 @pytest.mark.unit
 def test_answer_says_which_backend_wrote_it():
-    from assistant.answering import Answer
+    from assistant.types import Answer
 
     llm = Answer("q", "Japan banned it in 2018. [1]", False, [], [], backend="openai")
     assert "Written by the openai LLM; every sentence checked against the essay." in ui.render_answer(llm, 1)

@@ -31,11 +31,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.answering import LENGTHS, Answer
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError, InvalidQuestionError
 from assistant.overview import build_overview
 from assistant.question import validate
+from assistant.types import LENGTHS, Answer
 from assistant.ui.rendering import (
     conversation_markdown,
     corpus_of,

@@ -1,7 +1,7 @@
 """The chat UI's HTML and Markdown: pure functions of the answers, the corpus and the overview.
 
 Nothing here imports Gradio or touches a model, an index or a file: each function takes the
-:class:`~assistant.answering.Answer` objects (and the :class:`~assistant.corpus.Corpus` or
+:class:`~assistant.types.Answer` objects (and the :class:`~assistant.corpus.Corpus` or
 :class:`~assistant.overview.Overview` they quote) and returns a ``str`` (or, for
 :func:`messages`, the chat's message dicts). :mod:`assistant.ui.app` puts them on the page.
 
@@ -20,10 +20,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.answering import Answer, Citation
 from assistant.corpus import Corpus
 from assistant.overview import Overview
 from assistant.text import terms
+from assistant.types import Answer, Citation
 
 SOURCE_HINT = "Click or hover over a citation marker such as [1] to see the cited sentence in its passage."
 EVIDENCE_HINT = "After each answer, the passages the assistant retrieved are listed here with their scores."
@@ -237,12 +237,12 @@ def render_evidence(answer: Answer | None, threshold: float, corpus: Corpus | No
         shared = [w for w in dict.fromkeys(terms(p.text)) if w in question_terms]
         if shared and not answer.refused:
             why += f" It shares {len(shared)} of the question’s key words."
-        if r.dense is None and r.bm25 is None and not r.fused:
+        if r.dense is None and r.bm25 is None and not r.fused_score:
             why += " The search did not rank it among its candidates; it is shown because the answer cites it."
         details = (
             f"<dl><dt>passage</dt><dd>{_e(p.id)}</dd>"
-            f"<dt title='best sentence score of the reranker, 0..1'>rerank</dt><dd>{_score(r.score, 3)}</dd>"
-            f"<dt title='reciprocal-rank fusion score'>fused</dt><dd>{_score(r.fused, 4)}</dd>"
+            f"<dt title='best sentence score of the reranker, 0..1'>rerank</dt><dd>{_score(r.rerank_score, 3)}</dd>"
+            f"<dt title='reciprocal-rank fusion score'>fused</dt><dd>{_score(r.fused_score, 4)}</dd>"
             f"<dt title='cosine similarity'>dense</dt><dd>{_score(r.dense, 3)}</dd>"
             f"<dt>BM25</dt><dd>{_score(r.bm25, 2)}</dd></dl>"
             f"<p>{_e(p.text)}</p>"

@@ -1,0 +1,63 @@
+"""The regular expressions (and their parts) that more than one module uses.
+
+Month names, years, a footnote marker "(9)", and the discourse markers that tie a sentence to
+the one before it. A pattern only one module needs stays in that module; where two modules
+need something similar but not the same, each version has its own name here and says how it
+differs. Every pattern is English and case-sensitive unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- dates ---------------------------------------------------------------------------------------
+
+# Month names in calendar order, lower case: ``MONTHS.index(name) + 1`` is the month's number.
+MONTHS: tuple[str, ...] = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+# The capitalised month names as an alternation, no boundaries: "January|February|…|December".
+MONTH_NAMES = "|".join(m.title() for m in MONTHS)
+# A year 1900..2099 as digits, no boundaries (to build patterns from).
+YEAR_DIGITS = r"(?:19|20)\d\d"
+# A year 1900..2099 as a word.
+YEAR = re.compile(rf"\b{YEAR_DIGITS}\b")
+# What a date question asks for: a year 1800..2099 (one more century than YEAR) or a capitalised
+# month name, as a word; group 1 is the match.
+YEAR_OR_MONTH = re.compile(rf"\b(1[89]\d\d|20\d\d|{MONTH_NAMES})\b")
+
+# --- footnote markers ----------------------------------------------------------------------------
+
+# The shape of a footnote marker, "(9)": one or two digits in parentheses; group 1 is the number.
+# Which "(n)" are footnotes is assistant.corpus.footnotes_in's call ("(1) security and (2) growth"
+# has the shape too). The chat UI links "(n)" of up to three digits (assistant/ui/rendering.py).
+FOOTNOTE = re.compile(r"\((\d{1,2})\)")
+
+# --- discourse markers at the start of a sentence, used to keep linked sentences together ------
+
+# Points back at the sentence before it ("This action…", "Crucially, this policy…").
+CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
+# Only makes sense after the sentence before it ("Instead, …", "Yet …"). The citation checker
+# strips a different set of openers, each followed by a comma (assistant/verification.py, _DISCOURSE).
+CONNECTIVE = re.compile(
+    r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
+)
+# Draws a consequence from the sentence before it ("As such, …").
+CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")
+# States a contrast anywhere in the sentence (the other side of a comparison); any case.
+CONTRAST = re.compile(
+    r"\b(in (stark )?contrast|contrast(s|ed)? with|whereas|unlike|while|rather than|instead|on the other hand|"
+    r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
+    re.I,
+)
