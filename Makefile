@@ -15,7 +15,7 @@ LLM_STAMP := $(VENV)/.llm-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+	# torch pinned, first. On Linux x86_64 PyPI's wheel is the CUDA build: install the CPU wheel before (README, Quick start).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)

@@ -20,7 +20,7 @@ app = typer.Typer(
         "sentences, each cited [n] to the passage it came from. Runs offline.\n\n"
         "Examples:\n\n"
         '  essay-assistant ask "When did Japan ban Huawei equipment from its ministries?"\n\n'
-        '  essay-assistant ask --json "Why does Japan avoid naming China?"\n\n'
+        '  essay-assistant ask --json "Why is cooperative prohibition hard to achieve?"\n\n'
         "  essay-assistant ask --jsonl questions.jsonl > answers.jsonl\n\n"
         "  essay-assistant index status\n\n"
         "  essay-assistant chat   (the chat UI on http://127.0.0.1:7860)\n\n"

@@ -221,8 +221,8 @@ def create_app(assistant: Assistant) -> gr.Blocks:
                         notice = gr.HTML("", elem_id="ea-notice", js_on_load=None)
                         with gr.Row():
                             question_box = gr.Textbox(
-                                placeholder="Ask about the essay, e.g. “Why does Japan avoid naming China?” "
-                                "(Enter to send)",
+                                placeholder="Ask about the essay, e.g. “Why is cooperative prohibition hard "
+                                "to achieve?” (Enter to send)",
                                 show_label=False,
                                 elem_id="ea-question",
                                 scale=6,
