@@ -77,7 +77,11 @@ def test_browser_cited_answer_and_source_panel(page, assistant, tmp_path):
     assert entries.count() == len(expected.passages)
     for entry, r in zip(entries.all(), expected.passages, strict=True):
         assert entry.get_attribute("data-passage") == r.passage.id
-        assert r.passage.section in entry.locator(".ea-ev-where").inner_text()
+        where = entry.locator(".ea-ev-where").inner_text()
+        if r.passage.kind == "essay":
+            assert where == f"{r.passage.section}, paragraph {r.passage.paragraph}"
+        else:  # a bibliography entry is named by its number
+            assert where == f"Reference ({r.passage.paragraph})"
 
     shot = tmp_path / "chat.png"
     page.screenshot(path=str(shot), full_page=True)
