@@ -211,8 +211,7 @@ class SentenceReranker:
         """
         if not self.settings.answer.enabled("heading_terms"):
             return self.sentence_terms
-        skip = {FRONT_MATTER, INTRODUCTION, "References"}
-        heading = {s: frozenset(self.terms(s)) for s in self.corpus.sections if s not in skip}
+        heading = self.section_terms
         return [
             terms | heading.get(self.index.passages[pid].section, frozenset())
             for terms, pid in zip(self.sentence_terms, self.index.sentence_ids, strict=True)

@@ -24,19 +24,16 @@ from assistant.lexicon import LEXICON_VERSION
 CHUNKER_VERSION = 4  # bump when chunking.py changes what it produces (4: sentence boundaries from nupunkt)
 
 
-def _version_of(distribution: str) -> str:
+def _version_of(distribution: str, missing: str = "unknown") -> str:
     try:
         return version(distribution)
     except PackageNotFoundError:
-        return "unknown"
+        return missing
 
 
 def package_version() -> str:
     """Installed version of this package (``"0+unknown"`` when not installed)."""
-    try:
-        return version("essay-assistant")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return _version_of("essay-assistant", "0+unknown")
 
 
 @dataclass(frozen=True)
