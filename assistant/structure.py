@@ -78,7 +78,12 @@ def answer(question: str, corpus: Corpus, aliases: dict[str, str] | None = None)
     references = corpus.references
     if kind == "reference_count" and references:
         last = references[max(references)]
-        lead = f"The essay lists {len(references)} numbered references ({min(references)}–{max(references)}); the last:"
+        first, count = min(references), len(references)
+        lead = (
+            f"The essay lists one numbered reference ({first}):"
+            if count == 1
+            else f"The essay lists {count} numbered references ({first}–{max(references)}); the last:"
+        )
         return StructureAnswer(lead, ((last.start, last.end),))
     if kind == "sections":
         # The argument's sections cite sources; the back matter (author, series note, references) does not.

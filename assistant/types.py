@@ -265,8 +265,12 @@ class Answer:
     verified: dict[str, Any] | None = None
     fallback: str | None = None
 
+    @property
+    def _is_followup(self) -> bool:
+        return bool(self.standalone_question) and self.standalone_question != self.question
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form documented in the README (``id`` only when set).
+        """The JSON form documented in the README (``id`` only when set, ``standalone_question`` for follow-ups).
 
         A passage's ``score`` is its :attr:`RetrievedPassage.rerank_score` (0 if it was not reranked).
         """
@@ -287,6 +291,7 @@ class Answer:
                 for r in self.passages
             ],
             "backend": self.backend,
+            **({"standalone_question": self.standalone_question} if self._is_followup else {}),
             **({"verified": self.verified} if self.verified is not None else {}),
             **({"fallback": self.fallback} if self.fallback is not None else {}),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

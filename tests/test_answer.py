@@ -100,6 +100,7 @@ def test_follow_up_uses_the_conversation(assistant):
     assert result.standalone_question != "When did that happen?"
     assert "Huawei" in result.standalone_question
     assert "May 2019" in result.answer
+    assert result.to_dict()["standalone_question"] == result.standalone_question
 
 
 @pytest.mark.unit

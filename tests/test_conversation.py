@@ -5,11 +5,16 @@ structure none that retrieves well (unit, fake model); the others answer through
 (integration). The figures on whole scripts are in tests/test_evaluation.py.
 """
 
+from pathlib import Path
+
 import pytest
 
+from assistant import structure
 from assistant.answering import NOTHING_MORE, SHORTER_NOTE
 from assistant.conversation import Turn, resolve, turns_from
+from assistant.corpus import parse_corpus
 from assistant.errors import InvalidQuestionError
+from tests.helpers import TINY_ESSAY
 
 COUNTRIES = {"U.S.": "United States", "Tokyo": "Japan", "Japanese": "Japan", "United States": "United States"}
 
@@ -144,6 +149,8 @@ def test_questions_about_the_document_are_answered_from_its_structure(fake_assis
     sections = assistant.answer("List the sections of the essay.")
     for heading in ("U.S. Technology Controls", "Cooperating and Hedging: Japan’s Strategy", "Paths Forward"):
         assert f"“{heading}”" in sections.answer
+    one = structure.answer("How many references does the essay have?", parse_corpus(TINY_ESSAY, Path("essay.md")))
+    assert one is not None and one.lead == "The essay lists one numbered reference (1):"
     japanese = assistant.answer("Which references are in Japanese?")
     assert "11, 12, 18" in japanese.answer
     chinese = assistant.answer("Which sources are in Chinese?")  # "Chinese" reads "China" through the lexicon
