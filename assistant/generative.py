@@ -163,7 +163,10 @@ class GenerativeAnswerer:
                 judged_ms += (time.perf_counter() - asked) * 1e3
 
         verification = self.checker.check(
-            list(generation.sentences), passages, judge if self.settings.llm_second_opinion else None
+            list(generation.sentences),
+            passages,
+            judge if self.settings.llm_second_opinion else None,
+            question=question.text,
         )
         check_ms = (time.perf_counter() - started) * 1e3 - judged_ms
         out |= {"verified": verification.to_dict(), "llm_ms": llm_ms + judged_ms, "check_ms": check_ms}

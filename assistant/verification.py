@@ -95,6 +95,11 @@ _FRAMING = re.compile(
     r"(?: that)?)[,:]?\s+",
     re.I,
 )
+# A reply to the question before the claim ("No — …", "Not quite: …", "False premise: …"): it answers
+# the question's yes/no or premise, states nothing about the passage, and its "no" negates no claim.
+_ANSWER_PARTICLE = re.compile(
+    r"^(?:yes|no|not quite|not exactly|not really|correct|incorrect|false premise)\s*(?:[—–:;,]|-{1,2})\s*(?=\S)", re.I
+)
 _BACK_REFERENCE = re.compile(r"\b(?:the two|both) (?:countries|nations|allies|sides|governments|powers)\b", re.I)
 SPLIT_COMMAS = False  # every comma-separated phrase with enough content is a claim (appositions, asides)
 MIN_CLAIM_TERMS = 3  # a clause with fewer content terms stays with the one before it
@@ -263,9 +268,11 @@ def _content(text: str) -> int:
 def split_claims(text: str) -> list[str]:
     """The claims (clauses) of a sentence: split at clause connectives; short pieces stay joined.
 
-    Framing that attributes the sentence to the essay ("The author argues that …") is dropped.
+    A reply to the question ("No — …") and framing that attributes the sentence to the essay
+    ("The author argues that …") are dropped.
     """
-    text = _FRAMING.sub("", text.strip()) or text
+    text = _ANSWER_PARTICLE.sub("", text.strip()) or text
+    text = _FRAMING.sub("", text) or text
     asides = []
     for pattern in (_APPOSITION, _PARTICIPLE_ASIDE) if PARTICIPLES else (_APPOSITION,):
         found = pattern.findall(text)
@@ -803,8 +810,12 @@ class CitationChecker:
         sentences: list[tuple[str, tuple[int, ...]]],
         passages: list[Passage],
         second_opinion: Callable[[str, list[str]], str | None] | None = None,
+        question: str = "",
     ) -> Verification:
         """Check generated ``(text, markers)`` pairs against ``passages`` (marker n = passages[n-1]).
+
+        ``question``, when given, is what the sentences answer: a hedge it states ("What reportedly
+        made …?") hedges every answer sentence, as one in another clause of the sentence does.
 
         ``second_opinion(text, quotes)``, when given, is asked only about sentences that passed,
         with the corpus sentences that support them; a reason (not None) drops the sentence. It can
@@ -814,6 +825,7 @@ class CitationChecker:
         citations renumbered 1..N in order of first use (one per distinct quoted sentence).
         """
         threshold = self.settings.support_threshold
+        asked_hedges = self.read(question).hedges if question else frozenset()
         claims_of = [split_claims(text) for text, _ in sentences]
         texts = [c for claims in claims_of for c in claims]
         vectors = iter(self.embedder.encode(texts)) if texts else iter(())
@@ -831,7 +843,7 @@ class CitationChecker:
                     located.setdefault(self.reranker.row_of[(passage.id, span.start)], (m, passage))
             verdicts = (
                 [
-                    self.score_claim(c, v, list(located), self.read(text).hedges)
+                    self.score_claim(c, v, list(located), self.read(text).hedges | asked_hedges)
                     for c, v in zip(claims, claim_vectors, strict=True)
                 ]
                 if located
