@@ -83,6 +83,26 @@ _APPOSITION = re.compile(r"(?<=[A-Za-z]),\s+((?:a|an|home to|long|then|once|now|
 # With PARTICIPLES, an aside opened by a participle (", fearing retaliation,") is one too.
 _PARTICIPLE_ASIDE = re.compile(r"(?<=[A-Za-z]),\s+((?:[a-z]{3,}(?:ing|ed)|eager|keen|wary|anxious)\s[^,]{6,}?),(?=\s)")
 PARTICIPLES = True  # mechanism switch (ablation): participle and motive phrases are claims of their own
+# With TRAILING, a phrase of cause, motive or occasion at the end of a sentence is a claim of its own too
+# ("… by Huawei after a cyberattack", "…, citing espionage concerns", "… under pressure from Washington",
+# "…, a move driven by …"): the mirror of the leading ones, where a cause the essay does not give hid in
+# a well-supported sentence. The cue stays with the phrase it opens.
+# Cues that open a phrase of cause or motive however short ("citing security", "under U.S. pressure").
+_CAUSE_CUES = (
+    r"citing|out of (?:concern|fear|worry|frustration|anger|spite|caution|deference|respect)|under pressure|"
+    r"for fear of|in (?:response|reaction) to|in retaliation|so as to|"
+    r"at the (?:request|urging|behest|insistence) of|because|due to|owing to|thanks to|in light of|"
+    r"(?:prompted|driven|spurred|motivated|pushed|pressured|encouraged) by|in (?:a bid|an effort|an attempt) to|"
+    r"with the (?:aim|goal|intention) of|on the grounds that|in exchange for|in return for|for (?:\w+ ){0,3}reasons"
+)
+_TRAILING_MOTIVE = re.compile(
+    rf"\s+(?=(?:after|amid|{_CAUSE_CUES})\b)|"
+    r",\s+(?=(?:since|as|fearing|hoping|seeking|wanting|worried|concerned|eager|keen|anxious)\s|"
+    r"(?:a|an|the) (?:move|step|decision|measure|response|reaction|bid|effort)\b)"
+)
+# A piece opened by one of these is a claim even when short (others under MIN_CLAIM_TERMS stay joined).
+_CAUSE_OPENING = re.compile(rf"^(?:{_CAUSE_CUES}|fearing|hoping|seeking|wanting|worried|concerned)\b", re.I)
+TRAILING = True  # mechanism switch (ablation): a trailing phrase of cause, motive or occasion is a claim of its own
 _DISCOURSE = re.compile(
     r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
 )
@@ -172,6 +192,7 @@ MECHANISMS = {
     "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
     "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
     "PARTICIPLES": "a leading or parenthetic participle or motive phrase ('Worried about …,') is a claim of its own",
+    "TRAILING": "a trailing phrase of cause, motive or occasion ('… after a cyberattack') is a claim of its own",
 }
 CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
 QUANTIFIER_KINDS = True  # mechanism switch (ablation): a quantifier is matched by one of its kind (else: the same word)
@@ -281,11 +302,14 @@ def split_claims(text: str) -> list[str]:
     lead = _LEADING_CLAUSE.match(text) or (_LEADING_MOTIVE.match(text) if PARTICIPLES else None)
     pieces = [lead.group(1), text[lead.end() :]] if lead else [text]
     pieces = [p.strip(" ,;.") for piece in pieces for p in _CLAUSE_BREAK.split(piece) if p and p.strip(" ,;.")]
+    if TRAILING:
+        pieces = [p.strip(" ,;.") for piece in pieces for p in _TRAILING_MOTIVE.split(piece) if p.strip(" ,;.")]
     if SPLIT_COMMAS:
         pieces = [p for piece in pieces for p in re.split(r",\s+", piece) if p]
     claims: list[str] = []
     for piece in pieces:
-        if claims and _content(piece) < MIN_CLAIM_TERMS:
+        cause = TRAILING and _CAUSE_OPENING.match(piece) and _content(piece) >= 2
+        if claims and _content(piece) < MIN_CLAIM_TERMS and not cause:
             claims[-1] = f"{claims[-1]} {piece}"
         else:
             claims.append(piece)
