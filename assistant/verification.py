@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 from assistant.corpus import footnotes_in
+from assistant.patterns import DISCOURSE_OPENER, MONTHS
 from assistant.text import STOPWORDS, stem
 from assistant.types import Citation, Passage, ReferenceInfo, Span
 
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 SIMILARITY_WEIGHT = 0.5  # support = 0.5 * cosine + 0.5 * coverage (equal weights; not tuned)
 SCORE_FLOOR = 0.3  # units scoring below this are never checked (0.3 is the lowest threshold calibration sweeps)
 PAIR_PENALTY = 0.0  # a claim supported by two sentences together needs this much more (calibrated on tune: none)
-_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_MONTHS = frozenset(MONTHS)  # assistant.patterns.MONTHS as a set (membership tests)
 
 # --- reading a sentence ------------------------------------------------------------------------
 
@@ -103,9 +104,6 @@ _TRAILING_MOTIVE = re.compile(
 # A piece opened by one of these is a claim even when short (others under MIN_CLAIM_TERMS stay joined).
 _CAUSE_OPENING = re.compile(rf"^(?:{_CAUSE_CUES}|fearing|hoping|seeking|wanting|worried|concerned)\b", re.I)
 TRAILING = True  # mechanism switch (ablation): a trailing phrase of cause, motive or occasion is a claim of its own
-_DISCOURSE = re.compile(
-    r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
-)
 _CONDITION = re.compile(r"^((?:If|When|Although|Though|While|Because|As|Since|Unless|Whether)\b[^,]{5,}?),\s+")
 # Framing that attributes the sentence to the essay: not part of the claim.
 _FRAMING = re.compile(
@@ -495,11 +493,6 @@ class CitationChecker:
     # --- reading ---------------------------------------------------------------------------
 
     @cached_property
-    def _corpus_lower(self) -> frozenset[str]:
-        """Words the corpus writes in lower case (a capitalised one of these opening a sentence is no name)."""
-        return frozenset(re.findall(r"\b[a-z][a-z’'-]*\b", self.corpus.text))
-
-    @cached_property
     def _names(self) -> frozenset[str]:
         """Words the corpus capitalises inside a sentence, and the countries the lexicon knows."""
         found = set(re.findall(r"(?<=[a-z,;:] )([A-Z][\w’'-]*)", self.corpus.text))
@@ -644,7 +637,9 @@ class CitationChecker:
             unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
             clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
             # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
-            clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
+            clauses = [
+                part for c in clauses for part in _CONDITION.split(DISCOURSE_OPENER.sub("", c), maxsplit=1) if part
+            ]
             reading = self.read(text)
             if NAME_PARTS:  # "Ian" also names Ian Wong
                 more = {self._name_parts[w] for w in reading.words if w in self._name_parts}
