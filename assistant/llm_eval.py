@@ -227,7 +227,7 @@ def render(
     round_one: dict[str, Any] | None = None,
 ) -> str:
     """docs/llm.md from the figures (see the module docstring)."""
-    from assistant import verification
+    from assistant import generative, verification
     from assistant.config import Settings as _Settings
     from assistant.faithfulness import SUPPORTED, TEST_SHA256, UNSUPPORTED
 
@@ -247,7 +247,10 @@ def render(
         'negation (what the passage\'s "not" governs), contrast ("rather than", "not X but Y"), universal',
         'quantifier of the same kind ("every" = "all"), hedge ("reportedly", "largely", "broadly") agrees; a name',
         'from earlier in the paragraph may stand for the passage\'s "he" or "it", never for a name the cited',
-        'sentence gives; a participle or motive phrase ("Worried about …,") is a claim of its own; then',
+        'sentence gives; a participle or motive phrase ("Worried about …,") is a claim of its own, and so is a',
+        'trailing phrase of cause, motive or occasion ("… after a cyberattack", "…, citing …"); a reply to the',
+        'question ("No — …") is no claim, and a hedge the question states ("What reportedly …?") hedges the answer;',
+        "then",
         "`support = 0.5 · cosine + 0.5 · IDF-weighted coverage` must reach",
         f"`support_threshold` = **{threshold}** (pair penalty {verification.PAIR_PENALTY}). Both were chosen by",
         "`python -m assistant.faithfulness calibrate` on the tune split only: the most correct sentences kept with",
@@ -296,7 +299,7 @@ def render(
     if ablation:
         out += [
             "",
-            "Each mechanism added by the second round of issue 11, switched off alone (`python -m",
+            "Each mechanism added by the second and third rounds of issue 11, switched off alone (`python -m",
             "assistant.faithfulness ablate`; the frozen test split only in aggregate):",
             "",
             "| mechanism | what it does | tune correct / wrong kept | test correct / wrong kept |",
@@ -315,6 +318,14 @@ def render(
         "as an LLM's replies by `assistant.replay.ReplayServer` (an OpenAI-compatible server on 127.0.0.1), each",
         "sentence citing the prompt passage(s) holding the item's evidence, through `ChatOpenAI`, the check and",
         "the fallback, beside the extractive answerer on the same questions.",
+        "",
+        "An answer that passed the check still falls back when it does not answer the question: a date or",
+        "number question's answer without one, or an answer that, read with the essay sentences it quotes (each",
+        "with the sentence before it in its paragraph; a reference entry with the essay sentences citing it),",
+        f"covers less than {generative.COVERAGE_RATIO} times as much of the question's terms (IDF-weighted) as the",
+        "extractive answer read the same way. The ratio was fitted by `python -m assistant.llm_eval fit` on the",
+        "tune questions only (their gold answers replayed, against each answered with another question's gold",
+        "answer; `docs/llm_coverage_fit.json`).",
         "",
         "| | extractive | replayed gold + check |",
         "| --- | ---: | ---: |",
