@@ -44,7 +44,7 @@ MAX_PROMPT_PASSAGES = 8  # top_k passages plus any the extractive answer cites f
 # covers of the question. Fitted by ``python -m assistant.llm_eval fit`` on the tune questions only
 # (tests/data/tune.jsonl: their gold answers replayed, which should be shown, against each one answered
 # with another question's gold answer, which should not); the sweep is in docs/llm_coverage_fit.json:
-# 0.5 makes the fewest errors, 25 of 186 cases (10 answers dropped, 15 non-answers kept). The rule it
+# 0.5 makes the fewest errors, 25 of 195 cases (10 answers dropped, 15 non-answers kept). The rule it
 # replaces read the answer and its quotes alone: on the same cases it made 47 errors at 0.5 (34 answers
 # dropped: a direct answer does not restate the question) and did best by never firing (32).
 COVERAGE_RATIO = 0.5
