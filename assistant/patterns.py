@@ -49,9 +49,15 @@ FOOTNOTE = re.compile(r"\((\d{1,2})\)")
 # Points back at the sentence before it ("This action…", "Crucially, this policy…").
 CONTINUATION = re.compile(r"^(?:\w+, )?(?:[Tt]his|[Tt]hese|[Tt]hat|[Tt]hose|[Ss]uch|It|He|She|They|The latter)\b")
 # Only makes sense after the sentence before it ("Instead, …", "Yet …"). The citation checker
-# strips a different set of openers, each followed by a comma (assistant/verification.py, _DISCOURSE).
+# strips a different set of openers, each followed by a comma (DISCOURSE_OPENER below).
 CONNECTIVE = re.compile(
     r"^(Instead|However|Yet|But|Still|Rather|Therefore|Thus|Hence|As such|Indeed|Moreover|In addition)\b"
+)
+# An opener with its comma that adds nothing to what a clause says ("Indeed, …", "Crucially, …"), with the
+# spaces after it: the citation checker strips it before reading a corpus clause. Unlike CONNECTIVE it
+# needs the comma and includes openers that link to nothing ("Clearly,", "To be sure,", "For instance,").
+DISCOURSE_OPENER = re.compile(
+    r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
 )
 # Draws a consequence from the sentence before it ("As such, …").
 CONSEQUENCE = re.compile(r"^(As such|Therefore|Thus|Hence|Consequently|As a result|For this reason|So)\b")

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 from assistant.corpus import footnotes_in
+from assistant.patterns import DISCOURSE_OPENER, MONTHS
 from assistant.text import STOPWORDS, stem
 from assistant.types import Citation, Passage, ReferenceInfo, Span
 
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 SIMILARITY_WEIGHT = 0.5  # support = 0.5 * cosine + 0.5 * coverage (equal weights; not tuned)
 SCORE_FLOOR = 0.3  # units scoring below this are never checked (0.3 is the lowest threshold calibration sweeps)
 PAIR_PENALTY = 0.0  # a claim supported by two sentences together needs this much more (calibrated on tune: none)
-_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_MONTHS = frozenset(MONTHS)  # assistant.patterns.MONTHS as a set (membership tests)
 
 # --- reading a sentence ------------------------------------------------------------------------
 
@@ -83,9 +84,26 @@ _APPOSITION = re.compile(r"(?<=[A-Za-z]),\s+((?:a|an|home to|long|then|once|now|
 # With PARTICIPLES, an aside opened by a participle (", fearing retaliation,") is one too.
 _PARTICIPLE_ASIDE = re.compile(r"(?<=[A-Za-z]),\s+((?:[a-z]{3,}(?:ing|ed)|eager|keen|wary|anxious)\s[^,]{6,}?),(?=\s)")
 PARTICIPLES = True  # mechanism switch (ablation): participle and motive phrases are claims of their own
-_DISCOURSE = re.compile(
-    r"^(?:Indeed|However|Yet|Instead|Still|Moreover|Finally|Crucially|Clearly|In addition|To be sure|For instance),\s*"
+# With TRAILING, a phrase of cause, motive or occasion at the end of a sentence is a claim of its own too
+# ("… by Huawei after a cyberattack", "…, citing espionage concerns", "… under pressure from Washington",
+# "…, a move driven by …"): the mirror of the leading ones, where a cause the essay does not give hid in
+# a well-supported sentence. The cue stays with the phrase it opens.
+# Cues that open a phrase of cause or motive however short ("citing security", "under U.S. pressure").
+_CAUSE_CUES = (
+    r"citing|out of (?:concern|fear|worry|frustration|anger|spite|caution|deference|respect)|under pressure|"
+    r"for fear of|in (?:response|reaction) to|in retaliation|so as to|"
+    r"at the (?:request|urging|behest|insistence) of|because|due to|owing to|thanks to|in light of|"
+    r"(?:prompted|driven|spurred|motivated|pushed|pressured|encouraged) by|in (?:a bid|an effort|an attempt) to|"
+    r"with the (?:aim|goal|intention) of|on the grounds that|in exchange for|in return for|for (?:\w+ ){0,3}reasons"
 )
+_TRAILING_MOTIVE = re.compile(
+    rf"\s+(?=(?:after|amid|{_CAUSE_CUES})\b)|"
+    r",\s+(?=(?:since|as|fearing|hoping|seeking|wanting|worried|concerned|eager|keen|anxious)\s|"
+    r"(?:a|an|the) (?:move|step|decision|measure|response|reaction|bid|effort)\b)"
+)
+# A piece opened by one of these is a claim even when short (others under MIN_CLAIM_TERMS stay joined).
+_CAUSE_OPENING = re.compile(rf"^(?:{_CAUSE_CUES}|fearing|hoping|seeking|wanting|worried|concerned)\b", re.I)
+TRAILING = True  # mechanism switch (ablation): a trailing phrase of cause, motive or occasion is a claim of its own
 _CONDITION = re.compile(r"^((?:If|When|Although|Though|While|Because|As|Since|Unless|Whether)\b[^,]{5,}?),\s+")
 # Framing that attributes the sentence to the essay: not part of the claim.
 _FRAMING = re.compile(
@@ -94,6 +112,11 @@ _FRAMING = re.compile(
     r"maintains|claims|stresses|urges|advises|recommends|believes|describes|presents|holds|reports|recalls)"
     r"(?: that)?)[,:]?\s+",
     re.I,
+)
+# A reply to the question before the claim ("No — …", "Not quite: …", "False premise: …"): it answers
+# the question's yes/no or premise, states nothing about the passage, and its "no" negates no claim.
+_ANSWER_PARTICLE = re.compile(
+    r"^(?:yes|no|not quite|not exactly|not really|correct|incorrect|false premise)\s*(?:[—–:;,]|-{1,2})\s*(?=\S)", re.I
 )
 _BACK_REFERENCE = re.compile(r"\b(?:the two|both) (?:countries|nations|allies|sides|governments|powers)\b", re.I)
 SPLIT_COMMAS = False  # every comma-separated phrase with enough content is a claim (appositions, asides)
@@ -167,6 +190,7 @@ MECHANISMS = {
     "NEGATION_SCOPE": "a passage's negation disagrees only with a claim that has the words it governs",
     "CLOSEST": "when the best-matching sentence disagrees, no other sentence may stand in (only a pair with it)",
     "PARTICIPLES": "a leading or parenthetic participle or motive phrase ('Worried about …,') is a claim of its own",
+    "TRAILING": "a trailing phrase of cause, motive or occasion ('… after a cyberattack') is a claim of its own",
 }
 CONTRASTS = True  # mechanism switch (ablation): a contrast agrees apart from negation
 QUANTIFIER_KINDS = True  # mechanism switch (ablation): a quantifier is matched by one of its kind (else: the same word)
@@ -263,9 +287,11 @@ def _content(text: str) -> int:
 def split_claims(text: str) -> list[str]:
     """The claims (clauses) of a sentence: split at clause connectives; short pieces stay joined.
 
-    Framing that attributes the sentence to the essay ("The author argues that …") is dropped.
+    A reply to the question ("No — …") and framing that attributes the sentence to the essay
+    ("The author argues that …") are dropped.
     """
-    text = _FRAMING.sub("", text.strip()) or text
+    text = _ANSWER_PARTICLE.sub("", text.strip()) or text
+    text = _FRAMING.sub("", text) or text
     asides = []
     for pattern in (_APPOSITION, _PARTICIPLE_ASIDE) if PARTICIPLES else (_APPOSITION,):
         found = pattern.findall(text)
@@ -274,11 +300,14 @@ def split_claims(text: str) -> list[str]:
     lead = _LEADING_CLAUSE.match(text) or (_LEADING_MOTIVE.match(text) if PARTICIPLES else None)
     pieces = [lead.group(1), text[lead.end() :]] if lead else [text]
     pieces = [p.strip(" ,;.") for piece in pieces for p in _CLAUSE_BREAK.split(piece) if p and p.strip(" ,;.")]
+    if TRAILING:
+        pieces = [p.strip(" ,;.") for piece in pieces for p in _TRAILING_MOTIVE.split(piece) if p.strip(" ,;.")]
     if SPLIT_COMMAS:
         pieces = [p for piece in pieces for p in re.split(r",\s+", piece) if p]
     claims: list[str] = []
     for piece in pieces:
-        if claims and _content(piece) < MIN_CLAIM_TERMS:
+        cause = TRAILING and _CAUSE_OPENING.match(piece) and _content(piece) >= 2
+        if claims and _content(piece) < MIN_CLAIM_TERMS and not cause:
             claims[-1] = f"{claims[-1]} {piece}"
         else:
             claims.append(piece)
@@ -464,11 +493,6 @@ class CitationChecker:
     # --- reading ---------------------------------------------------------------------------
 
     @cached_property
-    def _corpus_lower(self) -> frozenset[str]:
-        """Words the corpus writes in lower case (a capitalised one of these opening a sentence is no name)."""
-        return frozenset(re.findall(r"\b[a-z][a-z’'-]*\b", self.corpus.text))
-
-    @cached_property
     def _names(self) -> frozenset[str]:
         """Words the corpus capitalises inside a sentence, and the countries the lexicon knows."""
         found = set(re.findall(r"(?<=[a-z,;:] )([A-Z][\w’'-]*)", self.corpus.text))
@@ -613,7 +637,9 @@ class CitationChecker:
             unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
             clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
             # A leading condition ("Indeed, if others do not …, China can …") is a clause of its own.
-            clauses = [part for c in clauses for part in _CONDITION.split(_DISCOURSE.sub("", c), maxsplit=1) if part]
+            clauses = [
+                part for c in clauses for part in _CONDITION.split(DISCOURSE_OPENER.sub("", c), maxsplit=1) if part
+            ]
             reading = self.read(text)
             if NAME_PARTS:  # "Ian" also names Ian Wong
                 more = {self._name_parts[w] for w in reading.words if w in self._name_parts}
@@ -803,8 +829,12 @@ class CitationChecker:
         sentences: list[tuple[str, tuple[int, ...]]],
         passages: list[Passage],
         second_opinion: Callable[[str, list[str]], str | None] | None = None,
+        question: str = "",
     ) -> Verification:
         """Check generated ``(text, markers)`` pairs against ``passages`` (marker n = passages[n-1]).
+
+        ``question``, when given, is what the sentences answer: a hedge it states ("What reportedly
+        made …?") hedges every answer sentence, as one in another clause of the sentence does.
 
         ``second_opinion(text, quotes)``, when given, is asked only about sentences that passed,
         with the corpus sentences that support them; a reason (not None) drops the sentence. It can
@@ -814,6 +844,7 @@ class CitationChecker:
         citations renumbered 1..N in order of first use (one per distinct quoted sentence).
         """
         threshold = self.settings.support_threshold
+        asked_hedges = self.read(question).hedges if question else frozenset()
         claims_of = [split_claims(text) for text, _ in sentences]
         texts = [c for claims in claims_of for c in claims]
         vectors = iter(self.embedder.encode(texts)) if texts else iter(())
@@ -831,7 +862,7 @@ class CitationChecker:
                     located.setdefault(self.reranker.row_of[(passage.id, span.start)], (m, passage))
             verdicts = (
                 [
-                    self.score_claim(c, v, list(located), self.read(text).hedges)
+                    self.score_claim(c, v, list(located), self.read(text).hedges | asked_hedges)
                     for c, v in zip(claims, claim_vectors, strict=True)
                 ]
                 if located

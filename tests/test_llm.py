@@ -145,6 +145,20 @@ def test_a_sentence_is_decomposed_into_claims():
     assert split_claims("The author argues that Japan hedges between its ally and its neighbour.") == [
         "Japan hedges between its ally and its neighbour"
     ]
+    # A reply to the question is no claim: its "No" negates nothing the passage says.
+    assert split_claims("No — the essay says it was the Biden administration.") == ["it was the Biden administration"]
+    assert split_claims("No country named China.") == ["No country named China"]
+    # A trailing cause or motive is a claim of its own, however short.
+    assert split_claims("Japan banned Huawei equipment from its ministries, citing espionage concerns.") == [
+        "Japan banned Huawei equipment from its ministries",
+        "citing espionage concerns",
+    ]
+    assert split_claims(
+        "Japan banned Huawei equipment from its ministries after a cyberattack on government networks."
+    ) == [
+        "Japan banned Huawei equipment from its ministries",
+        "after a cyberattack on government networks",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +205,19 @@ def chip_passages(assistant: Assistant) -> list:
             "controls on twenty-three types of advanced semiconductor manufacturing equipment.",
             "In March 2023, Japan once again",
             "claim “Worried about losing sales",
+        ),
+        # A cause the essay does not give, appended to a well-supported sentence.
+        (
+            "In December 2018, Japan banned its ministries and the Self-Defense Forces from buying Huawei "
+            "computers, servers and telecommunications equipment after a cyberattack on government systems.",
+            "In December 2018, the Japanese government",
+            "claim “after a cyberattack on government systems”",
+        ),
+        (
+            "In December 2018, Japan banned its ministries and the Self-Defense Forces from buying Huawei "
+            "computers, servers and telecommunications equipment, prompted by U.S. pressure.",
+            "In December 2018, the Japanese government",
+            "claim “prompted by U.S. pressure”",
         ),
         # The passage hedges ("largely"); the sentence states it outright.
         (
@@ -252,6 +279,20 @@ def test_paraphrases_that_agree_are_kept(checker, assistant, text, passage):
     cited = next(p for p in loaded.index.passages.values() if passage in p.text)
     (check,) = checker.check([(text, (1,))], [cited]).sentences
     assert check.kept, check.reason
+
+
+@pytest.mark.integration
+def test_a_hedge_the_question_states_hedges_the_answer(checker, assistant):
+    loaded = assistant._load()
+    cited = next(p for p in loaded.index.passages.values() if "a key obstacle to the two countries" in p.text)
+    text = (
+        "Japanese officials were concerned whether such an upgrade would endure beyond the U.S. presidential election."
+    )
+    (alone,) = checker.check([(text, (1,))], [cited]).sentences
+    assert not alone.kept and "drops the passage's reportedly" in alone.reason, alone.reason
+    question = "What reportedly made Japanese officials hesitant about upgrading U.S.-Japan military ties in July 2024?"
+    (answering,) = checker.check([(text, (1,))], [cited], question=question).sentences
+    assert answering.kept, answering.reason
 
 
 @pytest.mark.integration
@@ -422,6 +463,35 @@ def test_bad_llm_answers_fall_back_with_their_reason(replayed, assistant):
     empty = replayed.answer(EMPTY)  # not in the script: the server replies with nothing
     assert empty.backend == "extractive"
     assert empty.fallback == "the LLM wrote no answer sentence (empty or unreadable reply)"
+
+
+@pytest.mark.integration
+def test_a_direct_answer_is_shown_and_an_answer_to_another_question_falls_back(settings, corpus_text):
+    """The "does not answer" rule reads an answer with the essay it quotes: a "Because …" answer need
+    not restate the question its quoted sentence continues; another question's answer is not shown."""
+    why = "Why does the essay say the success of U.S. export controls hinges on allies adopting parallel rules?"
+    because = Line(
+        "Because if other countries do not impose similarly strict controls, China can simply bypass the "
+        "United States and buy advanced chips from third-country suppliers.",
+        "China can simply bypass the United States",
+    )
+    entity = 'What did placing Huawei on the U.S. Commerce Department\'s "Entity List" require?'
+    other = Line(  # answers what the October 2022 rules restricted, a sentence of a passage the prompt holds
+        "The Commerce Department's October 2022 rules aimed to restrict China's ability to obtain advanced "
+        "computing chips, in order to protect U.S. national security and foreign policy interests.",
+        "In October 2022, the U.S. Department of Commerce called China out",
+    )
+    with ReplayServer({why: [because], entity: [other]}) as server:
+        llm = replay_assistant(settings, server)
+        direct = llm.answer(why)
+        assert direct.backend == "openai" and direct.fallback is None, direct.fallback
+        assert because.text in direct.answer and "third-country suppliers" in direct.citations[0].quote
+        assert_cited_verbatim(direct, corpus_text)
+        off = llm.answer(entity)
+        assert server.unplaced == []
+    assert off.backend == "extractive"
+    assert off.fallback.startswith("the checked LLM answer covers too little of the question"), off.fallback
+    assert off.verified["sentences_kept"] == 1  # supported, but an answer to another question
 
 
 @pytest.mark.integration
