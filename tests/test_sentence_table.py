@@ -47,6 +47,7 @@ def test_rows_of_a_passage(table):
     span = table.spans[3]
     assert table.row("essay-01-2", span.start) == 3 and table.row_at(span.start, span.end) == 3
     assert table.row_at(span.start, span.end + 1) is None
+    assert table.find_row("essay-01-2", span.start) == 3 and table.find_row("essay-01-1", span.start) is None
     with pytest.raises(KeyError):
         table.row("essay-01-1", span.start)  # that sentence belongs to essay-01-2
     passage = table.passages["essay-01-2"]

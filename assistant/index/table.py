@@ -120,6 +120,10 @@ class SentenceTable:
         """
         return self._row_of_start[(passage_id, start)]
 
+    def find_row(self, passage_id: str, start: int) -> int | None:
+        """Like :meth:`row`, but None when that passage has no sentence starting at ``start``."""
+        return self._row_of_start.get((passage_id, start))
+
     def row_at(self, start: int, end: int) -> int | None:
         """The row whose span is exactly ``[start, end)``, or None."""
         return self._row_at.get((start, end))
