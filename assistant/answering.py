@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from assistant import structure
@@ -29,7 +28,7 @@ from assistant.text import leans_on_previous, strip_footnotes
 from assistant.types import Citation, Draft, Length, Offsets, ReferenceInfo, ScoredSentence
 
 if TYPE_CHECKING:
-    from assistant.index import LoadedIndex
+    from assistant.index import LoadedIndex, SentenceTable
 
 REFUSAL = "The essay does not say."
 # Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
@@ -130,21 +129,25 @@ class ExtractiveAnswerer:
             f"I answer only from the essay “{self.corpus.title}”{f' ({author})' if author else ''} and its references."
         )
 
+    @property
+    def sentences(self) -> SentenceTable:
+        """The index's sentence table (with the reranker's terms): rows, neighbours, footnote links."""
+        return self.reranker.sentences
+
+    def _row(self, row: int, score: float = 1.0) -> ScoredSentence:
+        """Sentence ``row`` as a candidate of evidence probability ``score``."""
+        table = self.sentences
+        return ScoredSentence(row, table.passage(row), table.spans[row], score, self.reranker.context_terms[row])
+
     def _neighbour(self, sentence: ScoredSentence, step: int, *, same_paragraph: bool = True) -> ScoredSentence | None:
-        """The essay sentence ``step`` places after (or before) ``sentence``.
+        """The essay sentence ``step`` places after (or before) essay sentence ``sentence``; None for a reference entry.
 
         It must be in the same paragraph (with ``same_paragraph=False``: the same section).
         """
-        row = sentence.row + step
-        if not 0 <= row < len(self.index.sentence_ids):
+        if sentence.passage.kind != "essay":
             return None
-        passage = self.index.passages[self.index.sentence_ids[row]]
-        if passage.kind != "essay" or passage.section != sentence.passage.section:
-            return None
-        if same_paragraph and passage.paragraph != sentence.passage.paragraph:
-            return None
-        span, terms_ = self.index.sentence_spans[row], self.reranker.context_terms[row]
-        return ScoredSentence(row, passage, span, sentence.score, terms_)  # ranks with its anchor
+        row = self.sentences.neighbour(sentence.row, step, within="paragraph" if same_paragraph else "section")
+        return None if row is None else self._row(row, sentence.score)  # ranks with its anchor
 
     def _text(self, sentence: ScoredSentence) -> str:
         return self.corpus.text[sentence.span.start : sentence.span.end]
@@ -166,22 +169,13 @@ class ExtractiveAnswerer:
             thesis.insert(0, before)
         return thesis + in_paragraph(conclusion)[:1]
 
-    def _essay_rows(self, sections: set[str] | None = None) -> list[int]:
-        """Sentence rows of the essay's body (or of ``sections``), in reading order."""
-        rows = []
-        for row, pid in enumerate(self.index.sentence_ids):
-            passage = self.index.passages[pid]
-            if passage.kind == "essay" and (sections is None or passage.section in sections):
-                rows.append(row)
-        return rows
-
     def _central(self, rows: list[int]) -> list[int]:
         """``rows`` from the most to the least central: cosine similarity to their mean vector.
 
         Centroid-based extractive summarisation (Radev et al., 2004): the sentences closest to
         the mean of a passage's sentence embeddings carry its gist.
         """
-        vectors = self.index.sentence_vectors[rows]
+        vectors = self.sentences.vectors[rows]
         centroid = vectors.mean(axis=0)
         similarity = vectors @ centroid
         return [rows[i] for i in sorted(range(len(rows)), key=lambda i: -float(similarity[i]))]
@@ -192,12 +186,12 @@ class ExtractiveAnswerer:
         Every paragraph is represented until the answer's character cap; the cap drops the
         least central topic sentences.
         """
-        rows = self._essay_rows(sections)
+        table = self.sentences
         firsts: dict[int, int] = {}
-        for row in rows:
-            firsts.setdefault(self.index.passages[self.index.sentence_ids[row]].paragraph, row)
+        for row in table.rows(kind="essay", sections=sections):
+            firsts.setdefault(table.passage(row).paragraph, row)
         ranked = self._central(list(firsts.values())) if firsts else []
-        return [s for row in ranked if (s := self.sentence_at(self._span(row))) is not None]
+        return [self._row(row) for row in ranked]
 
     def _essay_summary(self, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """The thesis and the most central sentence of each section that argues (cites sources).
@@ -208,15 +202,11 @@ class ExtractiveAnswerer:
         chosen = self._thesis_sentences(scored)
         cited = {p.section for p in self.corpus.paragraphs if p.footnotes}
         for section in dict.fromkeys(p.section for p in self.corpus.paragraphs if p.section in cited):
-            rows = self._essay_rows({section})
-            if rows and (s := self.sentence_at(self._span(self._central(rows)[0]))) is not None:
-                if all(c.row != s.row for c in chosen):
-                    chosen.append(s)
+            rows = self.sentences.rows(kind="essay", sections={section})
+            central = self._central(rows)[0] if rows else None
+            if central is not None and all(c.row != central for c in chosen):
+                chosen.append(self._row(central))
         return chosen
-
-    def _span(self, row: int) -> Offsets:
-        span = self.index.sentence_spans[row]
-        return span.start, span.end
 
     def _timeline(
         self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence
@@ -237,10 +227,8 @@ class ExtractiveAnswerer:
             pick for side in self.sides(question) if (pick := next((s for s in dated_essay if side <= s.terms), None))
         ]
         for anchor in anchors:
-            for row in self._essay_rows({anchor.passage.section}):
-                neighbour = self.sentence_at(self._span(row), anchor.score)
-                if neighbour is not None and neighbour.passage.paragraph == anchor.passage.paragraph:
-                    found.setdefault(row, neighbour)
+            for row in self.sentences.paragraph_rows(anchor.row):
+                found.setdefault(row, self._row(row, anchor.score))
         dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
@@ -362,7 +350,6 @@ class ExtractiveAnswerer:
             about = sorted((s for s in scored if s.passage.section == author), key=lambda s: s.span.start)
             return byline[-1:] + about[:1] or [best]
         chosen = [best]
-        text = self._text(best)
         if question.kind == "timeline" and answer.enabled("timeline"):
             return self._timeline(question, scored, best)
         if question.kind == "topic" and answer.enabled("topic_sections"):
@@ -380,14 +367,8 @@ class ExtractiveAnswerer:
             # The citation graph, reference -> essay: the best sentence citing this entry (any score
             # when the question names the entry's number: "what is reference 9 cited for?").
             named = bool(self.reranker.reference_numbers(question))
-            citing = next(
-                (
-                    c
-                    for c in scored[1:]
-                    if c.passage.kind == "essay" and set(footnotes_in(self._text(c))) & set(best.passage.refs)
-                ),
-                None,
-            )
+            rows = {row for number in best.passage.refs for row in self.sentences.citing_rows(number)}
+            citing = next((c for c in scored[1:] if c.row in rows), None)
             if citing is not None and (named or citing.score >= self.join_ratio * best.score):
                 chosen.append(citing)
         if best.passage.kind == "reference" and (matched := self.reranker.reference_matches(question)):
@@ -400,11 +381,8 @@ class ExtractiveAnswerer:
                     if c.passage.kind == "reference" and set(c.passage.refs) & matched and c.row not in rows
                 ][: self.settings.max_answer_sentences - 1]
         if question.wants_reference and best.passage.kind == "essay" and answer.enabled("citation_graph"):
-            for number in footnotes_in(text):
-                passage = self.index.passages.get(f"ref-{number:02d}")
-                for span in passage.sentences if passage else ():
-                    row = self.reranker.row_of[(passage.id, span.start)]
-                    chosen.append(ScoredSentence(row, passage, span, best.score, self.reranker.context_terms[row]))
+            for number in self.sentences.footnotes(best.row):
+                chosen += [self._row(row, best.score) for row in self.sentences.reference_rows(number)]
         return chosen
 
     def select(
@@ -442,9 +420,9 @@ class ExtractiveAnswerer:
             if candidate.row in rows or candidate.score < self.join_ratio * best.score:
                 continue
             text = self._text(candidate)
-            continues = any(
-                candidate.row == c.row + 1 and candidate.passage.paragraph == c.passage.paragraph for c in chosen
-            ) and CONTINUATION.match(text)
+            continues = any(self.sentences.neighbour(c.row, 1) == candidate.row for c in chosen) and CONTINUATION.match(
+                text
+            )
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
             if new >= self.join_coverage or (continues and answer.enabled("continuation")):
                 chosen.append(candidate)
@@ -602,23 +580,12 @@ class ExtractiveAnswerer:
 
     def sentence_at(self, span: Offsets, score: float = 1.0) -> ScoredSentence | None:
         """The sentence row at corpus ``span`` (start, end), or None if no sentence has it."""
-        row = self._rows_by_span.get(span)
-        if row is None:
-            return None
-        passage = self.index.passages[self.index.sentence_ids[row]]
-        return ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.reranker.context_terms[row])
+        row = self.sentences.row_at(*span)
+        return None if row is None else self._row(row, score)
 
     def _sentences_within(self, span: Offsets) -> list[ScoredSentence]:
         """The sentence rows lying inside corpus ``span``, in reading order."""
-        return [
-            s
-            for (start, end), row in self._rows_by_span.items()
-            if span[0] <= start and end <= span[1] and (s := self.sentence_at((start, end))) is not None
-        ]
-
-    @cached_property
-    def _rows_by_span(self) -> dict[Offsets, int]:
-        return {(s.start, s.end): row for row, s in enumerate(self.index.sentence_spans)}
+        return [self._row(row) for row in self.sentences.rows_within(*span)]
 
     def _key_sentence(self, scored: list[ScoredSentence], among: Sequence[Offsets]) -> ScoredSentence | None:
         """The best-scoring sentence of ``among`` (spans): the one carrying an earlier answer's key fact."""
@@ -643,9 +610,7 @@ class ExtractiveAnswerer:
         evidence = [s for s in scored if s.score >= bar]
         quoted = {s.passage.paragraph for span in shown if (s := self.sentence_at(span)) is not None}
         context = [
-            s
-            for row in self._essay_rows()
-            if (s := self.sentence_at(self._span(row), 0.0)) is not None and s.passage.paragraph in quoted
+            s for row in self.sentences.rows(kind="essay") if (s := self._row(row, 0.0)).passage.paragraph in quoted
         ]
         chosen = [
             s
@@ -692,14 +657,14 @@ class ExtractiveAnswerer:
                 return self._draft(self._in_reading_order(reasons), claim.score)
             paragraph = [
                 s
-                for row in self._essay_rows({claim.passage.section})
-                if (s := self.sentence_at(self._span(row), claim.score)) is not None
-                and s.passage.paragraph == claim.passage.paragraph
-                and (s.span.start, s.span.end) not in shown
+                for row in self.sentences.paragraph_rows(claim.row)
+                if ((s := self._row(row, claim.score)).span.start, s.span.end) not in shown
                 and _REASON_GIVEN.search(self._text(s))
             ]
             if paragraph:
-                return self._draft([min(paragraph, key=lambda s: abs(s.row - claim.row))], claim.score)
+                position = self.sentences.position
+                nearest = min(paragraph, key=lambda s: abs(position(s.row) - position(claim.row)))
+                return self._draft([nearest], claim.score)
         return None
 
     def mismatch(self, question: QuestionProfile, sentences: list[ScoredSentence]) -> str:

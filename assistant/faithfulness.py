@@ -67,8 +67,8 @@ class Mapper:
 
     def __init__(self, index: Any, corpus: Any) -> None:
         self.index = index
-        self.texts = [_squash(corpus.text[s.start : s.end]) for s in index.sentence_spans]
-        self.passage_of_row = [index.passages[pid] for pid in index.sentence_ids]
+        self.texts = [_squash(corpus.text[s.start : s.end]) for s in index.sentences.spans]
+        self.passage_of_row = [index.sentences.passage(row) for row in range(len(index.sentences))]
 
     def rows(self, cited: str) -> list[int]:
         """Corpus sentence rows making up ``cited`` (equal, inside it, or holding it; else the closest)."""
@@ -90,7 +90,7 @@ class Mapper:
         for pid, mine in by_passage.items():
             passage = self.index.passages[pid]
             if not whole:
-                passage = replace(passage, sentences=tuple(self.index.sentence_spans[r] for r in sorted(mine)))
+                passage = replace(passage, sentences=tuple(self.index.sentences.spans[r] for r in sorted(mine)))
             out.append(passage)
         return out
 

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from assistant.corpus import footnotes_in
 from assistant.errors import LLMError
 from assistant.llm import DECLINE, LLMWriter
 from assistant.patterns import YEAR_OR_MONTH
@@ -80,20 +79,15 @@ class GenerativeAnswerer:
         …" continues); for a reference entry, its own and those of the essay sentences that cite it
         (its footnote "(n)" is the link).
         """
-        reranker, index = self.checker.reranker, self.checker.index
-        passages = [index.passages[pid] for pid in index.sentence_ids]
-        citing: dict[int, set[str]] = {}
-        for row, span in enumerate(index.sentence_spans):
-            if passages[row].kind == "essay":
-                for number in footnotes_in(self.checker.corpus.text[span.start : span.end]):
-                    citing.setdefault(number, set()).update(reranker.sentence_terms[row])
+        table = self.checker.reranker.sentences
         out = []
-        for row, passage in enumerate(passages):
-            terms = set(reranker.sentence_terms[row])
+        for row in range(len(table)):
+            terms = set(table.terms[row])
+            passage = table.passage(row)
             if passage.kind == "reference":
-                terms |= citing.get(passage.paragraph, set())
-            elif row and passages[row - 1].kind == "essay" and passages[row - 1].paragraph == passage.paragraph:
-                terms |= reranker.sentence_terms[row - 1]
+                terms |= {t for n in passage.refs for r in table.citing_rows(n) for t in table.terms[r]}
+            elif (before := table.neighbour(row, -1)) is not None:
+                terms |= table.terms[before]
             out.append(frozenset(terms))
         return out
 
@@ -107,7 +101,7 @@ class GenerativeAnswerer:
         reranker = self.checker.reranker
         have = set(reranker.terms(text))
         for citation in citations:
-            row = reranker.row_of.get((citation.passage_id, citation.start))
+            row = reranker.sentences.find_row(citation.passage_id, citation.start)
             have |= self._context[row] if row is not None else set(reranker.terms(citation.quote))
         return self.checker.coverage(set(question.terms), frozenset(have))
 

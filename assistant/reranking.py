@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
-from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
+from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus
 from assistant.lexicon import Lexicon
 from assistant.patterns import CONTRAST, YEAR_DIGITS, YEAR_OR_MONTH
 from assistant.question import QuestionProfile
@@ -32,7 +32,7 @@ from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSente
 if TYPE_CHECKING:
     import numpy as np
 
-    from assistant.index import LoadedIndex
+    from assistant.index import LoadedIndex, SentenceTable
 
 FITTED_PATH = Path(__file__).with_name("fitted.json")
 
@@ -171,8 +171,6 @@ class SentenceReranker:
         self.lexicon = Lexicon.from_dict(index.manifest.get("lexicon"))
         self.fitted = fitted if fitted is not None else load_fitted()
         self.model = LogisticModel.from_dict(self.fitted["sentence"])
-        rows = zip(index.sentence_ids, index.sentence_spans, strict=True)
-        self.row_of = {(pid, span.start): i for i, (pid, span) in enumerate(rows)}
 
     @cached_property
     def term_aliases(self) -> dict[str, str]:
@@ -199,8 +197,9 @@ class SentenceReranker:
         return frozenset().union(*self.country_names.values())
 
     @cached_property
-    def sentence_terms(self) -> list[frozenset[str]]:
-        return [frozenset(self.terms(self.corpus.text[s.start : s.end])) for s in self.index.sentence_spans]
+    def sentences(self) -> SentenceTable:
+        """The index's sentence table, with each row's :meth:`terms` (its ``terms`` column)."""
+        return self.index.sentences.with_terms(self.terms)
 
     @cached_property
     def context_terms(self) -> list[frozenset[str]]:
@@ -209,12 +208,13 @@ class SentenceReranker:
         The heading says what a section's sentences are about when they do not name it; the
         introduction, the front matter and the references have no heading of their own.
         """
+        sentences = self.sentences
         if not self.settings.answer.enabled("heading_terms"):
-            return self.sentence_terms
+            return list(sentences.terms)
         heading = self.section_terms
         return [
-            terms | heading.get(self.index.passages[pid].section, frozenset())
-            for terms, pid in zip(self.sentence_terms, self.index.sentence_ids, strict=True)
+            terms | heading.get(sentences.passage(row).section, frozenset())
+            for row, terms in enumerate(sentences.terms)
         ]
 
     @cached_property
@@ -227,41 +227,14 @@ class SentenceReranker:
 
     @cached_property
     def idf(self) -> dict[str, float]:
-        df = Counter(t for ts in self.sentence_terms for t in ts)
-        n = len(self.sentence_terms)
+        df = Counter(t for ts in self.sentences.terms for t in ts)
+        n = len(self.sentences)
         return {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
 
     @cached_property
     def essay_centroid(self) -> np.ndarray:
         """The unit mean of the essay sentences' vectors (dim,): what the essay is about as a whole."""
-        import numpy as np
-
-        rows = [i for i, pid in enumerate(self.index.sentence_ids) if self.index.passages[pid].kind == "essay"]
-        mean = self.index.sentence_vectors[rows].mean(axis=0)
-        return mean / (np.linalg.norm(mean) or 1.0)
-
-    @cached_property
-    def paragraph_vectors(self) -> np.ndarray:
-        """Each sentence row's context vector (rows, dim): the unit mean of its paragraph's sentence vectors.
-
-        A reference entry is its own paragraph. What a sentence is about often lives in its
-        neighbours ("He graduated …" in the paragraph about the author).
-        """
-        import numpy as np
-
-        vectors = self.index.sentence_vectors
-        key = [
-            (p.kind, p.paragraph if p.kind == "essay" else p.id)
-            for p in (self.index.passages[pid] for pid in self.index.sentence_ids)
-        ]
-        groups: dict[tuple, list[int]] = {}
-        for row, k in enumerate(key):
-            groups.setdefault(k, []).append(row)
-        out = np.empty_like(vectors)
-        for rows in groups.values():
-            mean = vectors[rows].mean(axis=0)
-            out[rows] = mean / (np.linalg.norm(mean) or 1.0)
-        return out
+        return self.sentences.unit_mean(self.sentences.rows(kind="essay"))
 
     @cached_property
     def thesis_paragraphs(self) -> tuple[int, int]:
@@ -344,7 +317,7 @@ class SentenceReranker:
         return found
 
     def _weight(self, term: str) -> float:
-        return self.idf.get(term, math.log(len(self.sentence_terms) + 1))
+        return self.idf.get(term, math.log(len(self.sentences) + 1))
 
     def coverage(self, wanted: set[str] | tuple[str, ...], have: frozenset[str]) -> float:
         """IDF-weighted share (0..1) of the ``wanted`` terms found in ``have``."""
@@ -384,7 +357,8 @@ class SentenceReranker:
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         thesis = self.thesis_paragraphs if question.kind == "summary" else ()
         numbers = self.reference_numbers(question)
-        matched = {f"ref-{n:02d}" for n in self.reference_matches(question)}
+        table = self.sentences
+        matched = {p.id for n in self.reference_matches(question) if (p := table.reference_passage(n)) is not None}
         return [
             p
             for p in self.index.passages.values()
@@ -403,11 +377,11 @@ class SentenceReranker:
 
         The entries footnoted by the top essay sentences, and the best-ranked entries of retrieval.
         """
+        table = self.sentences
         found: list[Passage] = []
         for row in rows[: self.settings.answer.candidate_references]:
-            span = self.index.sentence_spans[row]
-            for number in footnotes_in(self.corpus.text[span.start : span.end]):
-                if (p := self.index.passages.get(f"ref-{number:02d}")) is not None:
+            for number in table.footnotes(row):
+                if (p := table.reference_passage(number)) is not None:
                     found.append(p)
         found += [r.passage for r in retrieved if r.passage.kind == "reference"][
             : self.settings.answer.candidate_references
@@ -431,9 +405,9 @@ class SentenceReranker:
 
         ``names`` are the terms of the question's names (computed here when not given).
         """
-        span = self.index.sentence_spans[row]
-        text = self.corpus.text[span.start : span.end]
-        have = self.sentence_terms[row]
+        text = self.sentences.texts[row]
+        footnotes = self.sentences.footnotes(row)
+        have = self.sentences.terms[row]
         q_terms = self.question_terms(question)
         if names is None:
             names = self.name_terms(question)
@@ -457,7 +431,7 @@ class SentenceReranker:
             "reference_asked": float(is_ref and question.wants_reference),
             "reference_unasked": float(is_ref and not question.wants_reference),
             "reference_unasked_coverage": coverage if is_ref and not question.wants_reference else 0.0,
-            "cites_asked": float(not is_ref and question.wants_reference and bool(footnotes_in(text))),
+            "cites_asked": float(not is_ref and question.wants_reference and bool(footnotes)),
             "about_essay_asked": float(about_essay and asks_essay),
             "about_essay_unasked": float(about_essay and not asks_essay),
             "thesis_asked": float(
@@ -465,8 +439,7 @@ class SentenceReranker:
             ),
             "section_named": float(passage.section in sections),
             "reference_number": float(
-                bool(numbers)
-                and (bool(set(passage.refs) & numbers) if is_ref else bool(set(footnotes_in(text)) & numbers))
+                bool(numbers) and (bool(set(passage.refs) & numbers) if is_ref else bool(set(footnotes) & numbers))
             ),
             "reference_field": float(is_ref and bool(set(passage.refs) & matched)),
             "missing_artifact": float(any(a in text for a in self.corpus.missing_artifacts)),
@@ -490,8 +463,9 @@ class SentenceReranker:
         if self.settings.answer.enabled("lexical_candidates"):
             passages += [r.passage for r in lexical[: self.settings.answer.candidate_lexical]]
         passages += self._structural_passages(question)
-        similarities = self.index.sentence_vectors @ query_vector
-        context_similarities = self.paragraph_vectors @ query_vector
+        sentences = self.sentences
+        similarities = sentences.vectors @ query_vector
+        context_similarities = sentences.paragraph_vectors @ query_vector
         similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
         topicality = float(self.essay_centroid @ query_vector)
         if self.settings.answer.enabled("citation_graph"):
@@ -500,7 +474,7 @@ class SentenceReranker:
         best_bm25 = max((r.bm25 or 0.0 for r in retrieved), default=0.0) or 1.0
         bm25_of = {r.passage.id: (r.bm25 or 0.0) / best_bm25 for r in retrieved}
         bm25_raw = {r.passage.id: r.bm25 or 0.0 for r in retrieved}
-        rows = [self.row_of[(p.id, s.start)] for p in passages for s in p.sentences] + similar
+        rows = [row for p in passages for row in sentences.rows_of(p.id)] + similar
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         numbers = self.reference_numbers(question)
         matched = self.reference_matches(question)
@@ -508,7 +482,7 @@ class SentenceReranker:
         rows = list(dict.fromkeys(rows))
         table = []
         for row in rows:
-            passage = self.index.passages[self.index.sentence_ids[row]]
+            passage = sentences.passage(row)
             rank = rank_of.get(passage.id, len(retrieved))
             values = self.features(
                 question,
@@ -534,9 +508,7 @@ class SentenceReranker:
             values["dense_relative"] = values["dense"] / best_dense
             values["coverage_relative"] = values["coverage"] / best_coverage
             score = self.model.probability(values)
-            scored.append(
-                ScoredSentence(row, passage, self.index.sentence_spans[row], score, self.context_terms[row], values)
-            )
+            scored.append(ScoredSentence(row, passage, sentences.spans[row], score, self.context_terms[row], values))
         return sorted(scored, key=lambda s: -s.score)
 
     def rerank(

@@ -52,38 +52,19 @@ class HybridRetriever:
         # Chroma's cosine space returns distance = 1 - cosine similarity.
         return {doc.id: 1.0 - distance for doc, distance in hits}
 
-    @cached_property
-    def _sentence_groups(self) -> tuple[list[str], np.ndarray]:
-        """Passage ids in order of their first sentence, and where each one's run of sentence rows starts.
-
-        Sentence rows are in corpus order and a passage is a run of whole sentences, so each
-        passage's rows are contiguous.
-        """
-        import numpy as np
-
-        ids: list[str] = []
-        starts: list[int] = []
-        for row, pid in enumerate(self.index.sentence_ids):
-            if not ids or ids[-1] != pid:
-                ids.append(pid)
-                starts.append(row)
-        if len(set(ids)) != len(ids):
-            raise ValueError("sentence rows are not grouped by passage")
-        return ids, np.asarray(starts, dtype=np.intp)
-
     def _sentence_dense(self, query_vector: np.ndarray, k: int) -> dict[str, float]:
         """Passages ranked by their best sentence's cosine similarity to the question.
 
-        Vectorised (``maximum.reduceat`` over the passages' runs of rows): the Python loop it
-        replaces grew with the corpus (9 ms a question at 10x the essay on a busy CPU).
+        Vectorised (:meth:`~assistant.index.table.SentenceTable.best_by_passage`, one
+        ``maximum.reduceat``): the Python loop it replaces grew with the corpus (9 ms a question
+        at 10x the essay on a busy CPU).
         """
         import numpy as np
 
-        ids, starts = self._sentence_groups
-        if not ids:
+        sentences = self.index.sentences
+        if not len(sentences):
             return {}
-        similarities = self.index.sentence_vectors @ query_vector
-        best = np.maximum.reduceat(similarities, starts)
+        ids, best = sentences.best_by_passage(sentences.vectors @ query_vector)
         top = np.argsort(-best, kind="stable")[:k]  # stable: ties keep corpus order, as before
         return {ids[i]: float(best[i]) for i in top}
 
@@ -121,9 +102,8 @@ class HybridRetriever:
         essay = [p for p in sorted(fused, key=lambda p: -fused[p]) if self.index.passages[p].kind == "essay"][:3]
         for rank, pid in enumerate(essay):
             for number in self.index.passages[pid].refs:
-                ref_id = f"ref-{number:02d}"
-                if ref_id in self.index.passages:
-                    fused[ref_id] = fused.get(ref_id, 0.0) + top / (rank + 2)
+                if (entry := self.index.sentences.reference_passage(number)) is not None:
+                    fused[entry.id] = fused.get(entry.id, 0.0) + top / (rank + 2)
         for ranking in (dense, lexical):
             refs = [p for p in sorted(ranking, key=lambda p: -ranking[p]) if self.index.passages[p].kind == "reference"]
             for rank, pid in enumerate(refs[:3]):

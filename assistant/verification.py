@@ -631,7 +631,7 @@ class CitationChecker:
     def _row(self, row: int) -> tuple[Reading, list[Reading]]:
         """Reading of corpus sentence ``row`` and of its clauses (cached: the corpus is fixed)."""
         if row not in self._rows:
-            span = self.index.sentence_spans[row]
+            span = self.index.sentences.spans[row]
             text = self.corpus.text[span.start : span.end]
             # A contrast's "not" ("not by X, but of Y") negates nothing in the clause it is split from.
             unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
@@ -644,7 +644,7 @@ class CitationChecker:
             if NAME_PARTS:  # "Ian" also names Ian Wong
                 more = {self._name_parts[w] for w in reading.words if w in self._name_parts}
                 reading = replace(reading, words=reading.words | more)
-            passage = self.index.passages[self.index.sentence_ids[row]]
+            passage = self.index.sentences.passage(row)
             if passage.kind == "reference":  # a reference entry states its own number ("reference 10")
                 reading = replace(reading, numbers=reading.numbers | {str(passage.paragraph)})
             self._rows[row] = (reading, [self.read(c) for c in clauses] or [reading])
@@ -657,19 +657,15 @@ class CitationChecker:
         Only for a sentence that refers back (:data:`_ANAPHOR`): otherwise a name from earlier in the
         paragraph would let a claim give one actor's deed to another.
         """
-        ids = self.index.sentence_ids
+        table = self.index.sentences
         out = []
-        for row, pid in enumerate(ids):
-            passage = self.index.passages[pid]
-            span = self.index.sentence_spans[row]
+        for row in range(len(table)):
+            passage = table.passage(row)
+            span = table.spans[row]
             refers = not ANAPHORA or bool(_ANAPHOR.search(self.corpus.text[span.start : span.end]))
-            before = [
-                self._row(r)[0]
-                for r in range(max(0, row - CONTEXT_SENTENCES), row)
-                if refers
-                and self.index.passages[ids[r]].kind == passage.kind == "essay"
-                and self.index.passages[ids[r]].paragraph == passage.paragraph
-            ]
+            paragraph = table.paragraph_rows(row)
+            earlier = paragraph[max(0, paragraph.index(row) - CONTEXT_SENTENCES) : paragraph.index(row)]
+            before = [self._row(r)[0] for r in earlier if refers and passage.kind == "essay"]
             words = frozenset().union(*(b.words | b.initials for b in before))
             out.append((words, tuple(e for b in before for e in b.entities)))
         return out
@@ -783,8 +779,8 @@ class CitationChecker:
         wanted = set(claim.terms)
         single = {}
         for row in rows:
-            cosine = float(self.index.sentence_vectors[row] @ vector)
-            single[row] = (cosine, self.coverage(wanted, self.reranker.sentence_terms[row]))
+            cosine = float(self.index.sentences.vectors[row] @ vector)
+            single[row] = (cosine, self.coverage(wanted, self.reranker.sentences.terms[row]))
         units: list[tuple[float, tuple[int, ...], float, float]] = []
         for row, (cosine, coverage) in single.items():
             units.append(
@@ -792,7 +788,7 @@ class CitationChecker:
             )
         for a, b in combinations(rows, 2):
             cosine = max(single[a][0], single[b][0])
-            coverage = self.coverage(wanted, self.reranker.sentence_terms[a] | self.reranker.sentence_terms[b])
+            coverage = self.coverage(wanted, self.reranker.sentences.terms[a] | self.reranker.sentences.terms[b])
             if coverage <= max(single[a][1], single[b][1]):
                 continue  # the second sentence adds nothing
             raw = SIMILARITY_WEIGHT * max(0.0, cosine) + (1 - SIMILARITY_WEIGHT) * coverage - PAIR_PENALTY
@@ -859,7 +855,7 @@ class CitationChecker:
             for m in resolved:
                 passage = passages[m - 1]
                 for span in passage.sentences:
-                    located.setdefault(self.reranker.row_of[(passage.id, span.start)], (m, passage))
+                    located.setdefault(self.index.sentences.row(passage.id, span.start), (m, passage))
             verdicts = (
                 [
                     self.score_claim(c, v, list(located), self.read(text).hedges | asked_hedges)
@@ -873,7 +869,7 @@ class CitationChecker:
             vetoed = None
             if kept and second_opinion is not None:
                 rows = dict.fromkeys(r for v in verdicts for r in v.rows)
-                spans = [self.index.sentence_spans[r] for r in rows]
+                spans = [self.index.sentences.spans[r] for r in rows]
                 vetoed = second_opinion(text, [self.corpus.text[sp.start : sp.end] for sp in spans])
                 kept = vetoed is None
             check = SentenceCheck(text, markers, unresolved, supports, kept, "", claims=verdicts)
@@ -893,7 +889,7 @@ class CitationChecker:
                 used = dict.fromkeys(r for v in verdicts for r in v.rows)
                 for row in used:
                     passage = located[row][1]
-                    span = self.index.sentence_spans[row]
+                    span = self.index.sentences.spans[row]
                     key = (passage.id, span.start)
                     if key not in number_of:
                         number_of[key] = len(number_of) + 1
@@ -932,7 +928,7 @@ class CitationChecker:
                     m,
                     passage.id,
                     score,
-                    self.index.sentence_spans[row],
+                    self.index.sentences.spans[row],
                     best.cosine if best else 0.0,
                     best.coverage if best else 0.0,
                     tuple(sorted(numbers - have)),

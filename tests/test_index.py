@@ -138,8 +138,9 @@ def test_index_holds_exactly_the_passages(fake_assistant):
     assert list(loaded.passages) == sorted((p.id for p in passages), key=lambda i: loaded.passages[i].start)
     assert set(loaded.passages) == {p.id for p in passages}
     assert loaded.store._collection.count() == len(passages) == loaded.manifest["passage_count"]
-    assert loaded.sentence_vectors.shape == (sum(len(p.sentences) for p in passages), 32)
-    assert len(loaded.sentence_ids) == len(loaded.sentence_spans) == loaded.sentence_vectors.shape[0]
+    table = loaded.sentences
+    assert table.vectors.shape == (sum(len(p.sentences) for p in passages), 32)
+    assert len(table) == len(table.passage_ids) == len(table.spans) == table.vectors.shape[0]
 
 
 @pytest.mark.unit
@@ -170,7 +171,7 @@ def test_each_rebuild_swaps_current_keeps_previous_and_deletes_older_builds(tiny
     loaded = index.open_index(tiny_index)
     assert loaded.build == third.build
     assert list(loaded.passages) == ["essay-00-1", "essay-01-1", "ref-01"]
-    assert loaded.store._collection.count() == 3 and len(loaded.sentence_ids) == 5
+    assert loaded.store._collection.count() == 3 and len(loaded.sentences) == 5
 
 
 @pytest.mark.unit

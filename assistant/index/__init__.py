@@ -1,6 +1,6 @@
 """The persistent vector index: build, rebuild, status and open.
 
-One package, four layers, each importing only the ones above it:
+One package, five modules, each importing only the ones above it:
 
 * :mod:`~assistant.index.store`: where builds live and who reads them: the folder layout
   (``CURRENT``, ``PREVIOUS``, ``builds/<name>/``), Chroma collections, read leases, and the
@@ -9,6 +9,9 @@ One package, four layers, each importing only the ones above it:
   ``fresh``, ``stale`` or ``missing`` (:func:`status`).
 * :mod:`~assistant.index.builder`: chunking, embedding and writing a build in a staging
   folder, then the atomic swap (:func:`build`).
+* :mod:`~assistant.index.table`: the sentence rows of a loaded build (:class:`SentenceTable`):
+  their passages, spans, vectors and terms, neighbours, paragraph groups, and the passage ↔
+  footnote ↔ reference links; the only module that knows how rows are laid out.
 * :mod:`~assistant.index.loader`: opening the served build for answering (:func:`open_index`),
   building it first when missing or stale.
 
@@ -28,12 +31,14 @@ from assistant.index.manifest import (
     status,
 )
 from assistant.index.store import PASSAGES, READERS, SENTENCES, BuildLease, close_store, current_build, lease_build
+from assistant.index.table import SentenceTable
 
 __all__ = [
     "CHUNKER_VERSION",
     "PASSAGES",
     "READERS",
     "SENTENCES",
+    "SentenceTable",
     "BuildLease",
     "IndexStatus",
     "LoadedIndex",

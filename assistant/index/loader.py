@@ -34,9 +34,9 @@ from assistant.index.store import (
     lease_build,
     server_store,
 )
+from assistant.index.table import SentenceTable
 
 if TYPE_CHECKING:
-    import numpy as np
     from langchain_chroma import Chroma
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,8 @@ class LoadedIndex:
         manifest: Its manifest.
         store: The passages collection (LangChain ``Chroma``), for dense search.
         passages: Every passage, keyed by id, in corpus order.
-        sentence_ids: Passage id of each sentence row.
-        sentence_spans: Corpus span of each sentence row.
-        sentence_vectors: Array (n_sentences, dim) of L2-normalised sentence embeddings.
+        sentences: The sentence rows (:class:`~assistant.index.table.SentenceTable`): each
+            sentence's passage, span and ``(dim,)`` vector, and how rows relate.
         build: The build's name (what :func:`assistant.index.served_build` returns while it is served).
         lease: The reader lease keeping the build folder from deletion (``None`` on a server).
 
@@ -63,9 +62,7 @@ class LoadedIndex:
     manifest: dict[str, Any]
     store: Chroma
     passages: dict[str, Passage]
-    sentence_ids: list[str]
-    sentence_spans: list[Span]
-    sentence_vectors: np.ndarray
+    sentences: SentenceTable
     build: str = ""
     lease: BuildLease | None = None
 
@@ -147,8 +144,7 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
             f"the index in {state.location} holds {stored}-dimensional vectors but the model "
             f"{embedder.model_dir} makes {embedder.dimension}-dimensional ones; run `essay-assistant index rebuild`"
         )
-    order = sorted(range(len(sentence_rows["ids"])), key=lambda i: sentence_rows["metadatas"][i]["start"])
-    metas = [sentence_rows["metadatas"][i] for i in order]
+    metas = sentence_rows["metadatas"]
     spans_of: dict[str, list[Span]] = {}
     for meta in metas:
         spans_of.setdefault(meta["passage_id"], []).append(Span(meta["start"], meta["end"]))
@@ -163,7 +159,7 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
             end=meta["end"],
             text=text,
             refs=tuple(int(n) for n in meta["refs"].split(",") if n),
-            sentences=tuple(spans_of.get(pid, ())),
+            sentences=tuple(sorted(spans_of.get(pid, ()), key=lambda span: span.start)),
         )
     if len(passages) != state.manifest.get("passage_count") or len(metas) != state.manifest.get("sentence_count"):
         raise IndexStoreError(
@@ -171,14 +167,22 @@ def _open_build(settings: Settings, state: IndexStatus) -> LoadedIndex:
             f"manifest says {state.manifest.get('passage_count')} and {state.manifest.get('sentence_count')}; "
             "run `essay-assistant index rebuild`"
         )
+    passages = dict(sorted(passages.items(), key=lambda kv: kv[1].start))
+    try:
+        sentences = SentenceTable(
+            passages, [m["passage_id"] for m in metas], [Span(m["start"], m["end"]) for m in metas], vectors
+        )
+    except (KeyError, ValueError) as exc:
+        raise IndexStoreError(
+            f"the index in {state.location} holds sentences that do not match its passages ({exc}); "
+            "run `essay-assistant index rebuild`"
+        ) from exc
     loaded = LoadedIndex(
         path=state.path,
         manifest=state.manifest,
         store=store,
-        passages=dict(sorted(passages.items(), key=lambda kv: kv[1].start)),
-        sentence_ids=[m["passage_id"] for m in metas],
-        sentence_spans=[Span(m["start"], m["end"]) for m in metas],
-        sentence_vectors=vectors[order] if len(vectors) else vectors,
+        passages=passages,
+        sentences=sentences,
         build=state.build or "",
         lease=lease,
     )
