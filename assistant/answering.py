@@ -90,6 +90,12 @@ def _unique_rows(sentences: list[ScoredSentence]) -> list[ScoredSentence]:
     return [s for s in sentences if not (s.row in seen or seen.add(s.row))]
 
 
+def _label(sentence: ScoredSentence) -> str:
+    """How an answer names a sentence's passage: "reference 18", or its section in quotes."""
+    passage = sentence.passage
+    return f"reference {passage.refs[0]}" if passage.kind == "reference" and passage.refs else f"“{passage.section}”"
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -549,9 +555,13 @@ class ExtractiveAnswerer:
         if self.settings.answer.enabled("structure") and (
             found := structure.answer(question.text, self.corpus, self.reranker.lexicon.aliases)
         ):
-            quoted = [s for span in found.spans for s in self._sentences_within(span)]
-            draft = self._draft(self._in_reading_order(quoted), 1.0)
-            return replace(draft, text=f"{found.lead} {draft.text}".strip())
+            quoted = _unique_rows([s for span in found.spans for s in self._sentences_within(span)])
+            kept = self._in_reading_order(quoted)
+            draft = self._draft(kept, 1.0)
+            left_out = [s for s in quoted if s not in kept]
+            # The lead names every item; the quotes stop at the answer's length cap, and say so.
+            note = f" Not quoted, for length: {', '.join(_label(s) for s in left_out)}." if left_out else ""
+            return replace(draft, text=f"{found.lead} {draft.text}{note}".strip())
         answerability = self.answerability(question, scored)
         if artifact := self.missing_artifact(question):
             # Only what the essay says about the absent table is answerable, never its contents.

@@ -153,6 +153,9 @@ def test_questions_about_the_document_are_answered_from_its_structure(fake_assis
     assert one is not None and one.lead == "The essay lists one numbered reference (1):"
     japanese = assistant.answer("Which references are in Japanese?")
     assert "11, 12, 18" in japanese.answer
+    # Entry 18 does not fit under the quotes' length cap after 11 and 12: the answer says so.
+    assert [c.passage_id for c in japanese.citations] == ["ref-11", "ref-12"]
+    assert japanese.answer.endswith("Not quoted, for length: reference 18.")
     chinese = assistant.answer("Which sources are in Chinese?")  # "Chinese" reads "China" through the lexicon
     assert "13, 14, 15, 16, 17, 19" in chinese.answer
     uncited = assistant.answer("Which references are never cited in the text?")

@@ -296,5 +296,5 @@ def test_a_stale_index_is_not_served_without_auto_rebuild(tiny_index):
 @pytest.mark.unit
 def test_answering_without_an_index_builds_one(tiny_settings):
     answer = Assistant(tiny_settings).answer("How many references does the essay have?")
-    assert answer.answer.startswith("The essay lists 1 numbered reference")
+    assert answer.answer.startswith("The essay lists one numbered reference")
     assert _pointer(tiny_settings, "CURRENT") == answer.build and _builds(tiny_settings) == [answer.build]
