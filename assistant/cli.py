@@ -153,7 +153,7 @@ def ask(
     length: Annotated[
         Length,
         typer.Option(
-            help="How long the answer runs: short (the one sentence carrying the key fact), normal, or long "
+            help="How long the answer runs: short (the first sentence its form calls for), normal, or long "
             "(twice the normal budget).",
         ),
     ] = "normal",
@@ -335,7 +335,7 @@ def chat(
         float | None, typer.Option(help="Seconds to wait for the LLM [env: ASSISTANT_LLM_TIMEOUT_S].")
     ] = None,
 ) -> None:
-    """Open the chat in your browser: cited answers, their sources and the evidence (Gradio, offline).
+    """Serve the chat (open the printed address in your browser): cited answers, sources, evidence (Gradio, offline).
 
     By default it listens on 127.0.0.1 only. To serve other machines, give --host 0.0.0.0 with --auth-file FILE
     (username:password lines), e.g. `essay-assistant chat --host 0.0.0.0 --auth-file users.txt`. The LLM
