@@ -618,7 +618,12 @@ class ExtractiveAnswerer:
         answerability = self.answerability(question, scored)
         bar = self.join_ratio * scored[0].score if scored else 1.0
         evidence = [s for s in scored if s.score >= bar]
-        quoted = {s.passage.paragraph for span in shown if (s := self.sentence_at(span)) is not None}
+        # Essay paragraphs quoted so far (a reference entry's ``paragraph`` is its number, not a paragraph).
+        quoted = {
+            s.passage.paragraph
+            for span in shown
+            if (s := self.sentence_at(span)) is not None and s.passage.kind == "essay"
+        }
         context = [
             s for row in self.sentences.rows(kind="essay") if (s := self._row(row, 0.0)).passage.paragraph in quoted
         ]

@@ -217,3 +217,14 @@ def test_what_the_essay_says_about_a_topic_spans_its_sections(assistant):
     sections = {c.section for c in answer.citations}
     assert {"U.S. Technology Controls", "Cooperating and Hedging: Japan’s Strategy"} <= sections
     assert all("Huawei" in c.quote for c in answer.citations)
+
+
+@pytest.mark.unit
+def test_more_after_a_reference_entry_adds_no_essay_paragraph_of_the_same_number(fake_assistant):
+    # A reference entry's `paragraph` is its number: showing entry 9 is not showing essay paragraph 9.
+    answerer = fake_assistant._load().answerer
+    entry = answerer.sentences.rows_of("ref-09")[0]
+    span = answerer.sentences.spans[entry]
+    question = answerer.reranker.read("Tell me more")
+    draft = answerer.more(question, [], {(span.start, span.end)}, "normal")
+    assert draft.refused and draft.text == NOTHING_MORE
