@@ -41,6 +41,8 @@ LENGTHS: tuple[Length, ...] = get_args(Length)
 Backend = Literal["extractive", "openai", "ollama"]
 # How the LLM is asked to reply (assistant.llm.FORMATS): a JSON schema, JSON mode with a schema, or cited text.
 ReplyFormat = Literal["json_schema", "json_object_schema", "text"]
+# Whether the index on disk matches the corpus, model and settings (assistant.index.manifest.IndexStatus).
+IndexState = Literal["fresh", "stale", "missing"]
 # A question about the document's structure (assistant.structure.classify).
 StructureQuestion = Literal["reference_count", "sections", "language", "uncited"]
 # A ``(start, end)`` pair of corpus offsets, as conversation turns and follow-up requests keep a quoted sentence.

@@ -20,6 +20,7 @@ from assistant.corpus import load_corpus
 from assistant.embeddings import Embedder, get_embedder
 from assistant.index.store import current_build
 from assistant.lexicon import LEXICON_VERSION
+from assistant.types import IndexState
 
 CHUNKER_VERSION = 4  # bump when chunking.py changes what it produces (4: sentence boundaries from nupunkt)
 
@@ -41,7 +42,7 @@ class IndexStatus:
     """What ``index status`` reports.
 
     Attributes:
-        state: ``"fresh"``, ``"stale"`` or ``"missing"``.
+        state: ``"fresh"``, ``"stale"`` or ``"missing"`` (:data:`~assistant.types.IndexState`).
         reasons: Why it is stale or missing (empty when fresh).
         path: The build folder served (``None`` when missing or on a Chroma server).
         manifest: The build's manifest (``{}`` when missing).
@@ -50,7 +51,7 @@ class IndexStatus:
 
     """
 
-    state: str
+    state: IndexState
     reasons: list[str] = field(default_factory=list)
     path: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
