@@ -1,4 +1,4 @@
-# The main commands: `make chat` (set up, then open the chat UI), `make ask Q="..."` and `make test`.
+# The main commands: `make chat` (set up, then serve the chat UI), `make ask Q="..."` and `make test`.
 # Each creates .venv/ at the repo root on first use; later runs reuse it.
 PYTHON ?= python3
 VENV := .venv
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch pinned, first. On Linux x86_64 PyPI's wheel is the CUDA build: install the CPU wheel before (README, Quick start).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "Installing essay-assistant and its dependencies into $(VENV) (several minutes, once; pip runs quietly)..."
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
