@@ -68,9 +68,52 @@ class HybridRetriever:
         top = np.argsort(-best, kind="stable")[:k]  # stable: ties keep corpus order, as before
         return {ids[i]: float(best[i]) for i in top}
 
+    @cached_property
+    def _postings(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each term -> (indices of the passages that have it, its frequency in each), from rank-bm25's counts."""
+        import numpy as np
+
+        found: dict[str, tuple[list[int], list[int]]] = {}
+        for i, frequencies in enumerate(self._bm25.doc_freqs):
+            for term, frequency in frequencies.items():
+                docs, counts = found.setdefault(term, ([], []))
+                docs.append(i)
+                counts.append(frequency)
+        return {term: (np.array(docs), np.array(counts)) for term, (docs, counts) in found.items()}
+
+    def bm25_scores(self, query: list[str]) -> np.ndarray:
+        """rank-bm25's ``BM25Okapi.get_scores(query)``, equal to the last bit: shape ``(n_passages,)``.
+
+        The same Okapi formula with the library's idf, ``k1``, ``b`` and lengths, in the same order of
+        operations, but each query term touches only the passages that contain it (a passage without
+        the term adds exactly 0 there). ``get_scores`` builds a Python list over every passage per
+        term, which grows with the corpus (3.7 ms a question at 10x the essay, about 37 ms at 100x).
+        """
+        import numpy as np
+
+        bm25 = self._bm25
+        scores = np.zeros(bm25.corpus_size)
+        lengths = self._lengths
+        for term in query:
+            if (posting := self._postings.get(term)) is None:
+                continue
+            docs, frequency = posting
+            scores[docs] += (bm25.idf.get(term) or 0) * (
+                frequency * (bm25.k1 + 1) / (frequency + bm25.k1 * (1 - bm25.b + bm25.b * lengths[docs] / bm25.avgdl))
+            )
+        return scores
+
+    @cached_property
+    def _lengths(self) -> np.ndarray:
+        import numpy as np
+
+        return np.array(self._bm25.doc_len)
+
     def _lexical(self, question: QuestionProfile, k: int) -> dict[str, float]:
-        scores = self._bm25.get_scores(list(question.terms) or ["_"])
-        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+        import numpy as np
+
+        scores = self.bm25_scores(list(question.terms) or ["_"])
+        best = np.argsort(-scores, kind="stable")[:k]  # stable: ties keep corpus order, as sorted() did
         return {self._ids[i]: float(scores[i]) for i in best if scores[i] > 0}
 
     def retrieve(

@@ -4,12 +4,14 @@ numbering and offsets, and question validation, which do not depend on what is r
 
 import json
 
+import numpy as np
 import pytest
 
 from assistant import Answer
 from assistant.answering import HEDGE, REFUSAL
 from assistant.errors import InvalidQuestionError
-from tests.helpers import run_cli
+from assistant.retrieval import HybridRetriever
+from tests.helpers import load_jsonl, run_cli
 
 
 @pytest.mark.integration
@@ -248,3 +250,15 @@ def test_retrieval_gives_fused_scores_and_reranking_adds_rerank_scores(fake_assi
         assert r.fused_score == (fused[r.passage.id].fused_score if r.passage.id in fused else 0.0)
     answer = fake_assistant.answer("When did Japan ban Huawei equipment from its ministries?")
     assert [p["score"] for p in answer.to_dict()["passages"]] == [r.rerank_score for r in answer.passages]
+
+
+@pytest.mark.unit
+def test_bm25_over_postings_equals_rank_bm25_to_the_last_bit(fake_assistant):
+    # The retriever scores only the passages holding each query term; rank-bm25 loops over all of them.
+    loaded = fake_assistant._load()
+    reader = loaded.answerer.reranker
+    retriever = HybridRetriever(loaded.index, fake_assistant.settings, reader.terms)
+    questions = [item["question"] for item in load_jsonl("dev.jsonl")] + ["_", "japan japan huawei"]
+    for text in questions:
+        query = list(reader.read(text).terms) or ["_"]
+        assert np.array_equal(retriever.bm25_scores(query), retriever._bm25.get_scores(query)), text
