@@ -393,6 +393,13 @@ def test_browser_non_english_question_gets_one_line(page):
 
 @pytest.mark.integration
 def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path):
+    """Ctrl+C with clients still connected (as a browser tab is) stops the server itself, then the process.
+
+    Every page and gradio_client keeps a ``/heartbeat`` stream open. Gradio's own Ctrl+C handling
+    left those open, the server never finished stopping and Python exited around its still
+    running thread (which sometimes hung): the stream then broke off instead of being ended.
+    """
+    import httpx
     from gradio_client import Client
 
     temp, gradio_temp = tmp_path / "tmp", tmp_path / "gradio"
@@ -413,19 +420,33 @@ def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path
                 up.set()
         up.set()  # the server ended
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    interrupted = False
     try:
         assert up.wait(timeout=300) and proc.poll() is None, "".join(output)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)  # left open: its heartbeat stream too
         for question in ["Who wrote the essay?", JAPAN_Q, "When did Japan do that?", "What is the capital of France?"]:
             client.predict(question, api_name="/chat")
         written = [p for p in tmp_path.rglob("*") if p.is_file()]
         assert written == []  # no export or other file per answer
+        url = f"http://127.0.0.1:{port}/gradio_api/heartbeat/ctrl-c-test"
+        # The read timeout only bounds a failure: the server writes to this stream every 15 s.
+        with httpx.stream("GET", url, timeout=httpx.Timeout(30, read=60)) as heartbeat:
+            lines = heartbeat.iter_lines()
+            assert next(lines) == "data: ALIVE"
+            proc.send_signal(signal.SIGINT)  # Ctrl+C, with this stream and the client's open
+            interrupted = True
+            list(lines)  # ended by the server; an abrupt close raises httpx.RemoteProtocolError
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl+C
+        if not interrupted:
+            proc.send_signal(signal.SIGINT)  # Ctrl+C
         proc.wait(timeout=120)
+    reader.join(timeout=60)  # the rest of its output
+    assert proc.returncode == 0
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert "Traceback" not in "".join(output)
+    assert "stopping the server" in "".join(output)
 
 
 @pytest.mark.integration

@@ -61,6 +61,7 @@ QUEUE_SIZE = 256  # questions waiting beyond that; more get "queue full"
 MAX_THREADS = 64  # Gradio's worker threads (>= CHAT_CONCURRENCY + the other events)
 MAX_RESTORED_TURNS = 50  # questions replayed from the browser's storage after a reload
 STORAGE_KEY = "essay-assistant-conversation"
+SHUTDOWN_GRACE_S = 3  # after Ctrl+C, the seconds open requests get to finish before they are cancelled
 
 # The page's static files (assistant/ui/static/, shipped as package data), used as they are:
 # chat.css   the stylesheet, put in the page's <head> by the overview;
@@ -468,8 +469,48 @@ def launch(
             "redoc_url": None,
         },
     )
+    if app.server is not None:  # read by uvicorn when it stops (Gradio's launch() has no parameter for it)
+        app.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE_S
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"Running on local URL: http://{shown}:{port}/", flush=True)
     if block:
-        app.block_thread()  # until Ctrl+C
+        _serve_until_interrupted(app)
     return app
+
+
+def _serve_until_interrupted(app: gr.Blocks) -> None:
+    """Wait until Ctrl+C (or until the server stops by itself), then stop the server for good.
+
+    Not Gradio's ``block_thread()``: on Ctrl+C it only asks uvicorn to stop, and uvicorn then
+    waits forever for the open ``/heartbeat`` streams (every browser tab and gradio_client keeps
+    one; they end only when the app's stop event is set). After 5 s Gradio gave up waiting and
+    Python exited with the server's (daemon) thread still running its event loop, an exit that
+    sometimes never finished. Here :meth:`gradio.Blocks.close` sets the stop event (ending the
+    heartbeats), closes the queue and stops uvicorn, which gives the requests still open
+    :data:`SHUTDOWN_GRACE_S` seconds, then cancels them; the server thread has ended when this
+    returns (unless uvicorn itself hangs: then a warning).
+    """
+    server = app.server
+    try:
+        # Not server.thread.join(): in Python 3.11, a join interrupted by Ctrl+C marks the thread
+        # as stopped although it runs on, and every later join() then returns at once.
+        while app.is_running:  # until Ctrl+C, or app.close() elsewhere
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        print("Ctrl+C: stopping the server…", flush=True)
+    finally:
+        # A request cancelled after the grace time would log its CancelledError with a traceback.
+        logging.getLogger("uvicorn.error").addFilter(_not_cancelled)
+        app.close(verbose=False)  # waits up to 5 s for the server thread
+        if server is not None and server.thread.is_alive():
+            server.force_exit = True
+            server.thread.join(timeout=SHUTDOWN_GRACE_S)
+            if server.thread.is_alive():
+                log.warning("the server did not stop within %s s", 5 + SHUTDOWN_GRACE_S)
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    """Logging filter: drop the records of requests cancelled at shutdown (keep every other one)."""
+    import asyncio
+
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
