@@ -631,8 +631,7 @@ class CitationChecker:
     def _row(self, row: int) -> tuple[Reading, list[Reading]]:
         """Reading of corpus sentence ``row`` and of its clauses (cached: the corpus is fixed)."""
         if row not in self._rows:
-            span = self.index.sentences.spans[row]
-            text = self.corpus.text[span.start : span.end]
+            text = self.index.sentences.texts[row]
             # A contrast's "not" ("not by X, but of Y") negates nothing in the clause it is split from.
             unsplit = re.sub(_CONTRAST_NOT, "", text, flags=re.I) if CONTRASTS else text
             clauses = [c for c in re.split(r"\s*[;:—–]\s*|,?\s+(?=(?:while|whereas|but|yet)\b)", unsplit) if c]
@@ -661,8 +660,7 @@ class CitationChecker:
         out = []
         for row in range(len(table)):
             passage = table.passage(row)
-            span = table.spans[row]
-            refers = not ANAPHORA or bool(_ANAPHOR.search(self.corpus.text[span.start : span.end]))
+            refers = not ANAPHORA or bool(_ANAPHOR.search(table.texts[row]))
             paragraph = table.paragraph_rows(row)
             earlier = paragraph[max(0, paragraph.index(row) - CONTEXT_SENTENCES) : paragraph.index(row)]
             before = [self._row(r)[0] for r in earlier if refers and passage.kind == "essay"]
