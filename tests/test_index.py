@@ -19,6 +19,7 @@ from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus
 from assistant.embeddings import MAX_TOKENS, get_build_embedder, get_embedder
 from assistant.errors import IndexStoreError
+from assistant.index import builder
 from tests.helpers import FAKE_MODEL, TINY_QUESTION
 
 # --- integration: the real tokenizer and model -------------------------------------------------
@@ -196,7 +197,11 @@ class _Boom(Exception):
 
 
 @pytest.mark.unit
-def test_a_failed_build_leaves_the_previous_index_serving(tiny_index, fake_embedder, monkeypatch):
+@pytest.mark.parametrize("failing", ["model", "write"])
+def test_a_failed_build_leaves_the_previous_index_serving(tiny_index, fake_embedder, monkeypatch, failing):
+    """The model fails on the second batch of texts, or the store on its second write (the passages are written)."""
+    from langchain_chroma import Chroma
+
     assistant = Assistant(tiny_index)
     before = assistant.answer(TINY_QUESTION).to_dict()
     served, builds = index.served_build(tiny_index), _builds(tiny_index)
@@ -204,15 +209,26 @@ def test_a_failed_build_leaves_the_previous_index_serving(tiny_index, fake_embed
 
     def fail_midway(texts, **kwargs):
         batches.append(list(texts))
-        if len(batches) > 1:  # the passages are written, then the model fails on the sentences
-            raise _Boom("the model failed midway")
+        if len(batches) > 1:
+            raise _Boom(f"the {failing} failed midway")
         return type(fake_embedder).encode(fake_embedder, texts, **kwargs)
 
-    monkeypatch.setattr(fake_embedder, "encode", fail_midway)
+    def write_midway(store, texts, *args, **kwargs):
+        batches.append(list(texts))
+        if len(batches) > 1:
+            raise _Boom(f"the {failing} failed midway")
+        return add_texts(store, texts, *args, **kwargs)
+
+    add_texts = Chroma.add_texts
+    if failing == "model":
+        monkeypatch.setattr(builder, "_EMBED_BATCH", 4)
+        monkeypatch.setattr(fake_embedder, "encode", fail_midway)
+    else:
+        monkeypatch.setattr(Chroma, "add_texts", write_midway)
     with pytest.raises(_Boom):
         index.build(tiny_index, force=True, progress=False)
     monkeypatch.undo()
-    assert [len(b) for b in batches] == [3, 5]
+    assert [len(b) for b in batches] == ([4, 4] if failing == "model" else [3, 5])  # 3 passages, 5 sentences
     assert index.served_build(tiny_index) == served and _builds(tiny_index) == builds  # nothing left behind
     assert index.status(tiny_index).state == "fresh"
     after = assistant.answer(TINY_QUESTION).to_dict()

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 from assistant import chroma_server
 from assistant.config import Settings
-from assistant.embeddings import Embedder
 
 if TYPE_CHECKING:
     from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _chroma_settings():
     return chromadb.config.Settings(anonymized_telemetry=False, allow_reset=False)
 
 
-def chroma_store(path: Path, name: str, embedder: Embedder | None) -> Chroma:
+def chroma_store(path: Path, name: str, embedder: Embeddings | None) -> Chroma:
     """The collection ``name`` (``PASSAGES`` or ``SENTENCES``) of the build folder ``path``, cosine space.
 
     ``embedder`` embeds what is added or searched (``None``: the collection is only read).
@@ -66,7 +66,7 @@ def chroma_store(path: Path, name: str, embedder: Embedder | None) -> Chroma:
     )
 
 
-def server_store(settings: Settings, build: str, kind: str, embedder: Embedder | None) -> Chroma:
+def server_store(settings: Settings, build: str, kind: str, embedder: Embeddings | None) -> Chroma:
     """The collection ``kind`` (``PASSAGES`` or ``SENTENCES``) of ``build`` on the Chroma server, cosine space.
 
     Raises:
