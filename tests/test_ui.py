@@ -6,6 +6,7 @@ answer and the chat command's host check are unit tests (the fake model); the re
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -408,7 +409,14 @@ def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path
     port = free_port()
     cmd = [sys.executable, "-m", "assistant.cli", "--index-dir", str(assistant.settings.index_dir)]
     proc = subprocess.Popen(
-        [*cmd, "chat", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*cmd, "chat", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # A shell without job control starts background commands with SIGINT ignored, and Python
+        # then installs no Ctrl+C handler: restore the terminal's default, as in a foreground run.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output: list[str] = []
     up = threading.Event()
@@ -437,11 +445,17 @@ def test_server_writes_no_files_and_leaves_none_after_ctrl_c(assistant, tmp_path
             assert next(lines) == "data: ALIVE"
             proc.send_signal(signal.SIGINT)  # Ctrl+C, with this stream and the client's open
             interrupted = True
-            list(lines)  # ended by the server; an abrupt close raises httpx.RemoteProtocolError
+            # Ended by the server; an abrupt close raises httpx.RemoteProtocolError. The server writes a
+            # line every 15 s while it runs: four more mean it went on serving after Ctrl+C.
+            assert len(list(itertools.islice(lines, 4))) < 4, "".join(output)
     finally:
         if not interrupted:
             proc.send_signal(signal.SIGINT)  # Ctrl+C
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # leave no server behind a failure
+            raise
     reader.join(timeout=60)  # the rest of its output
     assert proc.returncode == 0
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
