@@ -25,10 +25,12 @@ from typing import Any
 
 from assistant.text import stem
 
-LEXICON_VERSION = 3  # bump when what is derived changes: the index is then stale and rebuilt
+LEXICON_VERSION = 4  # bump when what is derived changes: the index is then stale and rebuilt
 
 _SPELLED_OUT = re.compile(r"\b((?:[A-Z][\w’'-]*\s+(?:(?:of|and|the|for|on)\s+)?){1,7}[A-Z][\w’'-]*)\s+\(([A-Z]{2,8})\)")
 _CAPITALISED_PHRASE = re.compile(r"(?:[A-Z][\w’]*[ -]+(?:(?:of|and|the|for|on) +)?)+[A-Z][\w’]*")
+_MIXED_CASE = re.compile(r"(?<![\w.])(?=\w*[a-z])(?=[A-Za-z]*[A-Z][a-z]*[A-Z])[A-Za-z]{3,8}(?![\w])")
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
 _CONNECTORS = frozenset({"of", "and", "the", "for", "on"})
 
 
@@ -51,7 +53,9 @@ class Lexicon:
         """Derive the lexicon of ``text`` (about 0.1 s: countryinfo's 250 countries)."""
         acronyms = {acr: name for full, acr in _SPELLED_OUT.findall(text) if (name := _spelled_out(full, acr))}
         initialisms: dict[str, set[str]] = {}
-        for phrase in _CAPITALISED_PHRASE.findall(text):
+        # Not inside quotation marks: a title's capitals ("Japan and China Resume Strategic
+        # Dialogue") name no organisation, and would make real initials ambiguous ("CRS").
+        for phrase in _CAPITALISED_PHRASE.findall(_QUOTED.sub(" ", text)):
             for name, initials in _initialisms(phrase):
                 if initials not in acronyms and not re.search(rf"\b{initials}\b", text):
                     initialisms.setdefault(initials, set()).add(name)
@@ -76,6 +80,8 @@ class Lexicon:
         text = question
         if self._acronym_pattern is not None:
             text = self._acronym_pattern.sub(lambda m: self.acronyms[m.group(0)], text)
+            # Written with capitals inside ("DoD", "MoFA"): an acronym too; a plain word ("Mac") is not.
+            text = _MIXED_CASE.sub(lambda m: self.acronyms.get(m.group(0).upper(), m.group(0)), text)
         if self._alias_pattern is not None:
             text = self._alias_pattern.sub(lambda m: self.aliases[m.group(0)], text)
         return text

@@ -39,6 +39,22 @@ def test_lexicon_spells_out_acronyms_and_maps_metonyms_and_demonyms():
 
 
 @pytest.mark.unit
+def test_initials_come_from_names_not_from_quoted_titles():
+    text = (
+        "The Congressional Research Service reported it. (3) Yuka Obayashi, “Japan and China Resume Strategic "
+        "Dialogue,” Nikkei, 2024; “Conference on October Deals,” 2023. The Department of Defense was barred."
+    )
+    lexicon = Lexicon.from_corpus(text)
+    # Without the title, "CRS" names one thing; a title's capitals make no acronym ("COO", "CRSD").
+    assert lexicon.acronyms["CRS"] == "Congressional Research Service"
+    assert "COO" not in lexicon.acronyms and "CRSD" not in lexicon.acronyms
+    assert lexicon.normalise("Who is Huawei's COO?") == "Who is Huawei's COO?"
+    # Written with capitals inside, an acronym is read as one; a capitalised word is not.
+    assert lexicon.normalise("What did the DoD do?") == "What did the Department of Defense do?"
+    assert lexicon.normalise("Is the Dod a Mac?") == "Is the Dod a Mac?"
+
+
+@pytest.mark.unit
 def test_index_manifest_carries_the_corpus_lexicon(fake_assistant):
     manifest = fake_assistant._load().index.manifest
     assert manifest["lexicon"]["acronyms"]["APEC"] == "Asia Pacific Economic Cooperation"
