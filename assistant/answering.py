@@ -37,7 +37,8 @@ ALREADY_QUOTED = "The sentences the previous answer quoted answer this too:"
 NOTHING_MORE = "The essay says nothing more about this than the sentences already quoted."
 # Opens an answer whose answerability is below the fitted ``hedge_below`` (fitted.json).
 HEDGE = "The essay may not answer exactly this; the closest it says:"
-# Question-level features of the answerability model (each 0..1); fitted weights in fitted.json.
+# Question-level features of the answerability model (each 0..1 unless it says otherwise); fitted weights in
+# fitted.json.
 ANSWERABILITY_FEATURES = {
     "best": "the best sentence's evidence log-odds, divided by 10",
     "second": "the second-best sentence's evidence log-odds, divided by 10",
@@ -55,6 +56,10 @@ ANSWERABILITY_FEATURES = {
     "asks_why": "it asks why",
     "asks_fact": "it asks an open 'what/which/how' question of no more specific form",
     "asks_kind": "it asks for a date, number, person or place",
+    "exemplar_margin": (
+        "the cosine similarity to the nearest tune question the essay does not answer minus that to the nearest "
+        "it answers (assistant.reranking.exemplar_margin)"
+    ),
 }
 
 _CAUSAL = re.compile(
@@ -498,6 +503,7 @@ class ExtractiveAnswerer:
             "asks_why": float(question.kind == "why"),
             "asks_fact": float(question.kind == "fact"),
             "asks_kind": float(question.kind in ("date", "number", "who", "where")),
+            "exemplar_margin": (scored[0].features or {}).get("exemplar_margin", 0.0) if scored else 0.0,
         }
 
     def answerability(self, question: QuestionProfile, scored: list[ScoredSentence]) -> float:

@@ -33,6 +33,10 @@ MECHANISMS = {
         "the title and byline, except for questions about the title or author"
     ),
     "structure": "questions about the document itself (reference count, sections, languages, uncited entries)",
+    "exemplars": (
+        "the answerability model sees whether the question lies nearer a tune question the essay does not answer "
+        "than one it does (semantic refusal by example)"
+    ),
     "missing_note": (
         "names and numbers of the question that the essay never mentions are named in the answer, so are a year "
         "or country the quoted sentences contradict; a less sure answer says it may not answer exactly that"

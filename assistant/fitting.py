@@ -15,6 +15,10 @@ cross-validated scores):
    unanswerable questions declined as that budget of wrongly declined answerable ones allows.
    Answers between it and ``hedge_below`` (where the out-of-fold share of answerable questions
    reaches ``HEDGE_PRECISION``) open by saying the essay may not answer exactly that.
+   One of its features, ``exemplar_margin``, compares a question with the tune questions
+   themselves (:func:`assistant.reranking.exemplar_margin`, each compared with all but itself);
+   every labelled tune question's vector and label are written to
+   ``assistant/exemplars.npz`` for answering.
 
 3. **Selection** (``join_ratio``, ``join_coverage`` of :class:`assistant.config.AnswerSettings`):
    among grid points whose median answer is at most ``MEDIAN_CHARS_CAP`` characters, the one with
@@ -22,7 +26,7 @@ cross-validated scores):
    the shortest median answer breaking ties.
 
 The test split is never read. Needs the ``fit`` extra (scikit-learn). Deterministic: the same
-tune file, corpus and model give the same weights (``tests/test_fitting.py`` checks it).
+tune file, corpus and model give the same weights (``tests/test_quality.py`` checks it).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from assistant.config import REPO_ROOT, Settings
 
@@ -67,7 +73,10 @@ def is_evidence(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
 
 
 def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, Any]):
-    """Run retrieval and sentence scoring for each item; returns (answerer, [(item, profile, scored)])."""
+    """Run retrieval and sentence scoring for each item.
+
+    Returns (answerer, [(item, profile, scored)], question vectors of shape ``(len(items), dim)``).
+    """
     from assistant import index
     from assistant.answering import ExtractiveAnswerer
     from assistant.corpus import load_corpus
@@ -81,13 +90,42 @@ def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, 
     reranker = answerer.reranker
     retriever = HybridRetriever(loaded, settings, reranker.terms)
     embedder = get_embedder(settings)
-    runs = []
+    runs, vectors = [], []
     for item in items:
         question = reranker.read(validate(item["question"], settings.max_question_chars))
         vector = embedder.encode([question.text])[0]
         retrieved = retriever.retrieve(question, vector)
         runs.append((item, question, reranker.score_sentences(question, vector, retrieved)))
-    return answerer, runs
+        vectors.append(vector)
+    return answerer, runs, np.array(vectors, dtype=np.float32)
+
+
+def _exemplars(runs, vectors: np.ndarray) -> dict[str, Any]:
+    """The answerability exemplars: every tune question labelled answerable or unanswerable.
+
+    Vectors are stored as float16 (``exemplars.npz``), so the margins fitted here are computed
+    from the values answering will load; each tune question's ``exemplar_margin`` leaves itself
+    out, as answering does (:data:`assistant.reranking.SELF_SIMILARITY`).
+    """
+    from assistant.reranking import exemplar_margin
+
+    kept = [i for i, (item, _q, _s) in enumerate(runs) if _label(item) is not None]
+    exemplars = {
+        "vectors": vectors[kept].astype(np.float16).astype(np.float32),
+        "answerable": np.array([bool(_label(runs[i][0])) for i in kept]),
+    }
+    for vector, (_item, _question, scored) in zip(vectors, runs, strict=True):
+        margin = exemplar_margin(vector, exemplars)
+        for s in scored:
+            s.features["exemplar_margin"] = margin
+    return exemplars
+
+
+def _label(item: dict[str, Any]) -> int | None:
+    """1 if the essay answers ``item`` (gold evidence), 0 if it is ``unanswerable``, else None."""
+    if item.get("type") == "unanswerable":
+        return 0
+    return 1 if item.get("evidence") else None
 
 
 def _fit(rows: list[list[float]], labels: list[int]):
@@ -164,7 +202,8 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "sentence": _zero_model(SENTENCE_FEATURES),
         "answerability": _zero_model(ANSWERABILITY_FEATURES) | {"threshold": 0.5},
     }
-    answerer, runs = _collect(settings, items, bootstrap)
+    answerer, runs, vectors = _collect(settings, items, bootstrap)
+    exemplars = _exemplars(runs, vectors)
     text = answerer.corpus.text
 
     # 1. Sentence evidence model.
@@ -197,13 +236,12 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
     model = LogisticModel.from_dict(fitted["sentence"])
     q_rows, answerable = [], []
     for item, question, scored in runs:
-        has_evidence = bool(item.get("evidence")) and item.get("type") != "unanswerable"
-        if not has_evidence and item.get("type") != "unanswerable":
+        if (label := _label(item)) is None:
             continue  # neither answerable nor unanswerable (an instruction with no question in it)
         rescored = sorted((_rescore(s, model) for s in scored), key=lambda s: -s.score)
         features = answerer.answerability_features(question, rescored)
         q_rows.append([features[f] for f in ANSWERABILITY_FEATURES])
-        answerable.append(int(has_evidence))
+        answerable.append(label)
     answerability = _fit(q_rows, answerable)
     cv = _cv_probabilities(q_rows, answerable)
     fitted["answerability"] = {
@@ -219,6 +257,7 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "labels": answerable,
     }
     # 3. Selection: how readily further sentences join the answer.
+    fitted["exemplars"] = exemplars
     fitted["selection"] = _fit_selection(settings, answerer, runs, model, fitted)
     fitted["source"] = {
         "script": "python -m assistant.fitting",
@@ -228,6 +267,8 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "corpus_sha256": answerer.corpus.sha256,
         "model": settings.embedding_model,
         "false_refusal_budget": FALSE_REFUSAL_BUDGET,
+        "exemplars": f"{len(exemplars['answerable'])} tune questions ({int((~exemplars['answerable']).sum())} "
+        "unanswerable) in exemplars.npz",
         "C": C,
     }
     return fitted
@@ -272,7 +313,7 @@ def _rescore(s, model):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from assistant.reranking import FITTED_PATH
+    from assistant.reranking import FITTED_PATH, exemplars_path
 
     parser = argparse.ArgumentParser(
         prog="python -m assistant.fitting",
@@ -282,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=FITTED_PATH, help="where to write (default %(default)s)")
     args = parser.parse_args(argv)
     fitted = fit(Settings(), args.tune.resolve())
+    exemplars = fitted.pop("exemplars")
     args.out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
+    vectors = exemplars["vectors"].astype(np.float16)
+    np.savez(exemplars_path(args.out), vectors=vectors, answerable=exemplars["answerable"])
     s, a = fitted["sentence"], fitted["answerability"]
     print(
         f"sentence model: {s['rows']} rows, cv AUC {s['cv_auc']}, top-1 {s['cv_top1']}; "

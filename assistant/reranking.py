@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from assistant.index import LoadedIndex, SentenceTable
 
 FITTED_PATH = Path(__file__).with_name("fitted.json")
+# Cosine at or above which an exemplar is the question itself (float16-stored vectors: within 1e-5 of 1.0).
+SELF_SIMILARITY = 0.9999
 
 # What each feature measures (all 0..1); the order is the order of the fitted weights.
 SENTENCE_FEATURES = {
@@ -124,14 +126,51 @@ def holds_kind(kind: QuestionKind, text: str, known: tuple[str, ...] = ()) -> bo
     return bool(pattern.search(text))
 
 
+def exemplars_path(fitted_path: Path) -> Path:
+    """Where the answerability exemplars fitted with ``fitted_path`` are stored (beside it)."""
+    return fitted_path.with_name("exemplars.npz")
+
+
 def load_fitted(path: Path = FITTED_PATH) -> dict[str, Any]:
     """The fitted weights (``sentence`` and ``answerability`` models, and their ``source``).
+
+    With them, when :func:`exemplars_path` exists, ``exemplars``: the tune questions' unit
+    vectors (``vectors``, shape ``(n, dim)``, float32) and whether the essay answers each
+    (``answerable``, shape ``(n,)``, bool), for :func:`exemplar_margin`.
 
     Raises:
         FileNotFoundError: If ``path`` is missing (run ``python -m assistant.fitting``).
 
     """
-    return json.loads(path.read_text(encoding="utf-8"))
+    fitted = json.loads(path.read_text(encoding="utf-8"))
+    if (exemplars := exemplars_path(path)).exists():
+        import numpy as np
+
+        with np.load(exemplars) as data:
+            vectors, answerable = data["vectors"].astype(np.float32), data["answerable"].astype(bool)
+        fitted["exemplars"] = {"vectors": vectors, "answerable": answerable}
+    return fitted
+
+
+def exemplar_margin(query_vector: np.ndarray, exemplars: dict[str, Any] | None) -> float:
+    """Semantic refusal by example: how much nearer ``query_vector`` lies to a question the essay does not answer.
+
+    The highest cosine similarity to an unanswerable tune question minus the highest to an
+    answerable one (-2..2; 0 without exemplars or when the vector's dimension differs). The
+    question itself is never its own example: an exemplar at cosine >= ``SELF_SIMILARITY`` is
+    left out, so a tune question is judged as :mod:`assistant.fitting` fitted it (leave one
+    out) and tune figures stay out of sample. Semantic routing by example utterances is the
+    idea; the answerability model weighs it with the evidence features.
+    """
+    if not exemplars or exemplars["vectors"].shape[1] != query_vector.shape[0]:
+        return 0.0
+    similarities = exemplars["vectors"] @ query_vector.astype(exemplars["vectors"].dtype)
+    others = similarities < SELF_SIMILARITY
+    unanswerable = similarities[others & ~exemplars["answerable"]]
+    answerable = similarities[others & exemplars["answerable"]]
+    if not len(unanswerable) or not len(answerable):
+        return 0.0
+    return float(unanswerable.max() - answerable.max())
 
 
 @dataclass(frozen=True)
@@ -468,6 +507,8 @@ class SentenceReranker:
         context_similarities = sentences.paragraph_vectors @ query_vector
         similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
         topicality = float(self.essay_centroid @ query_vector)
+        exemplars = self.fitted.get("exemplars") if self.settings.answer.enabled("exemplars") else None
+        margin = exemplar_margin(query_vector, exemplars)
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
         rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
@@ -500,6 +541,7 @@ class SentenceReranker:
             values["paragraph_dense"] = max(0.0, float(context_similarities[row])) if context else 0.0
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             values["topicality"] = topicality  # question-level, for the answerability model
+            values["exemplar_margin"] = margin  # so is this
             table.append((row, passage, values))
         best_dense = max((v["dense"] for _, _, v in table), default=0.0) or 1.0
         best_coverage = max((v["coverage"] for _, _, v in table), default=0.0) or 1.0

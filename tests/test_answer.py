@@ -212,7 +212,7 @@ def test_no_answer_quotes_only_a_footnote_marker(assistant):
 
 @pytest.mark.integration
 def test_paragraph_final_marker_cites_its_own_sentence_only(assistant):
-    result = assistant.answer("When were the October 2022 rules tightened?")
+    result = assistant.answer("When were the October 2022 chip rules tightened, a year later?")
     by_start = {c.start: c for c in result.citations}
     tightened = next(c for c in result.citations if c.quote.startswith("These rules were tightened"))
     assert tightened.quote.endswith("aimed at China. (6)")

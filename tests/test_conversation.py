@@ -185,7 +185,8 @@ def test_a_comparison_quotes_both_sides(assistant):
     answer = assistant.answer(
         "How was Beijing's reaction to Tokyo's restrictions different from its reaction to Washington's?"
     )
-    assert "Japanese technology restrictions" in answer.answer and "unilateral protectionism" in answer.answer
+    assert not answer.refused and "Japanese technology restrictions" in answer.answer
+    assert "American actions" in answer.answer or "unilateral protectionism" in answer.answer  # the U.S. side
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from assistant.fitting import fit
 from assistant.lexicon import Lexicon
-from assistant.reranking import FITTED_PATH
+from assistant.reranking import FITTED_PATH, exemplar_margin, load_fitted
 from tests.helpers import DATA
 
 
@@ -109,8 +109,11 @@ def test_a_named_section_scopes_a_summary(assistant):
 
 @pytest.mark.integration
 def test_a_name_the_essay_never_mentions_is_named(assistant):
-    result = assistant.answer("What is the GDP of Japan?")
-    assert result.answer.startswith("The essay does not mention “GDP”")
+    # Answered in part: the rest of the question is, so the answer says which name it never mentions.
+    partly = assistant.answer("When did Japan and Gazprom ban Huawei from government procurement?")
+    assert not partly.refused
+    assert partly.answer.startswith("The essay does not mention “Gazprom”; what it says:")
+    assert "December 2018" in partly.answer
 
 
 @pytest.mark.integration
@@ -140,6 +143,39 @@ def test_fitting_reproduces_the_committed_weights(assistant):
         assert refit[model]["intercept"] == pytest.approx(committed[model]["intercept"], abs=1e-3)
     assert refit["answerability"]["threshold"] == committed["answerability"]["threshold"]
     assert refit["selection"] == committed["selection"]
+    stored = load_fitted()["exemplars"]
+    assert (refit["exemplars"]["answerable"] == stored["answerable"]).all()
+    assert abs(refit["exemplars"]["vectors"] - stored["vectors"]).max() < 1e-3
+
+
+@pytest.mark.unit
+def test_exemplar_margin_compares_the_nearest_unanswerable_and_answerable_question():
+    import numpy as np
+
+    vectors = np.eye(4, dtype=np.float32)
+    exemplars = {"vectors": vectors, "answerable": np.array([True, True, False, False])}
+    near_unanswerable = np.array([0.1, 0.0, 0.9, 0.0], dtype=np.float32)
+    assert exemplar_margin(near_unanswerable, exemplars) == pytest.approx(0.8)
+    assert exemplar_margin(np.array([0.0, 0.6, 0.0, 0.2], dtype=np.float32), exemplars) == pytest.approx(-0.4)
+    # A question is never its own example: the answerable exemplar equal to it is left out.
+    assert exemplar_margin(vectors[0], exemplars) == pytest.approx(0.0)
+    assert exemplar_margin(vectors[2], exemplars) == pytest.approx(0.0)
+    assert exemplar_margin(near_unanswerable, None) == 0.0
+    assert exemplar_margin(np.ones(3, dtype=np.float32), exemplars) == 0.0  # another model's dimension
+
+
+@pytest.mark.unit
+def test_committed_exemplars_are_the_labelled_tune_questions():
+    import numpy as np
+
+    fitted = load_fitted()
+    exemplars = fitted["exemplars"]
+    items = [json.loads(line) for line in (DATA / "tune.jsonl").read_text(encoding="utf-8").splitlines()]
+    unanswerable = sum(item["type"] == "unanswerable" for item in items)
+    assert int((~exemplars["answerable"]).sum()) == unanswerable
+    assert len(exemplars["answerable"]) == fitted["answerability"]["rows"]
+    assert np.allclose(np.linalg.norm(exemplars["vectors"], axis=1), 1.0, atol=1e-2)  # unit vectors, as float16
+    assert "exemplar_margin" in fitted["answerability"]["features"]
 
 
 @pytest.mark.integration
