@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from assistant.index import LoadedIndex, SentenceTable
 
 REFUSAL = "The essay does not say."
+# A refusal right after a refusal, so that no answer repeats the previous one word for word.
+REFUSED_AGAIN = "The essay does not say this either."
 # Opens a "shorter" answer: the extractive answerer quotes, it never rewords.
 SHORTER_NOTE = "In one sentence, quoted from the essay (I quote it rather than reword it):"
 ALREADY_QUOTED = "The sentences the previous answer quoted answer this too:"
@@ -578,15 +580,17 @@ class ExtractiveAnswerer:
             return self._draft([description], answerability)
         # Questions about the essay's argument or author are answered from its structure.
         structural = question.kind in ("summary", "author")
-        if not scored or (not structural and answerability < self.refusal_threshold):
-            return Draft(f"{REFUSAL} {self.refusal_note}", [], answerability, [], refused=True)
         notes = self.settings.answer.enabled("missing_note") and not structural
         names = self.unknown(question)[0] if notes else []
+        listed = " or ".join(f"“{n}”" for n in names[:3])
+        if not scored or (not structural and answerability < self.refusal_threshold):
+            # What is missing, when the question names it: "It never mentions “GDP”."
+            missing = f" It never mentions {listed}." if listed else ""
+            return Draft(f"{REFUSAL}{missing} {self.refusal_note}", [], answerability, [], refused=True)
         sentences = self.select(question, scored, length)
         draft = self._draft(sentences, answerability)
         if names:
             # Part of the question (or its premise) is not in the essay: say so, then what the essay says.
-            listed = " or ".join(f"“{n}”" for n in names[:3])
             return replace(draft, text=f"The essay does not mention {listed}; what it says: {draft.text}")
         if notes and (mismatch := self.mismatch(question, sentences)):
             return replace(draft, text=f"{mismatch} {draft.text}")

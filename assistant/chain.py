@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Required, TypedDict, cast
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from assistant.answering import ALREADY_QUOTED, ExtractiveAnswerer
+from assistant.answering import ALREADY_QUOTED, REFUSAL, REFUSED_AGAIN, ExtractiveAnswerer
 from assistant.embeddings import Embedder
 from assistant.retrieval import HybridRetriever
 from assistant.types import Draft
@@ -161,6 +161,9 @@ def _conversational(answerer: ExtractiveAnswerer, state: ChainState, scored: lis
     if intent == "more":
         return answerer.more(question, scored, set(state.get("shown", ())) | set(previous), length)
     draft = answerer.compose(question, scored, length)
+    if draft.refused and draft.text == state.get("last_answer"):
+        # Declined twice running: say it is declined again rather than repeat the same words.
+        return replace(draft, text=draft.text.replace(REFUSAL, REFUSED_AGAIN, 1))
     last = set(state.get("last", ()))
     if last and not draft.refused and _spans(draft) == last:
         # The evidence that answers it is what the previous answer quoted: say so rather than repeat

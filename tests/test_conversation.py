@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant import structure
-from assistant.answering import NOTHING_MORE, SHORTER_NOTE
+from assistant.answering import NOTHING_MORE, REFUSAL, REFUSED_AGAIN, SHORTER_NOTE
 from assistant.conversation import Turn, resolve, turns_from
 from assistant.corpus import parse_corpus
 from assistant.errors import InvalidQuestionError
@@ -126,6 +126,14 @@ def test_a_follow_up_never_repeats_the_previous_answer(assistant):
     first = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
     again = assistant.answer("When did they do that?", history=[first])
     assert again.answer != first.answer
+
+
+@pytest.mark.integration
+def test_a_refusal_after_a_refusal_says_so_rather_than_repeat_it(assistant):
+    first = assistant.answer("what is your favourite colour?")
+    second = assistant.answer("how do you bake bread?", history=[first])
+    assert first.refused and second.refused
+    assert first.answer.startswith(REFUSAL) and second.answer.startswith(REFUSED_AGAIN)
 
 
 @pytest.mark.integration

@@ -109,6 +109,9 @@ def test_a_named_section_scopes_a_summary(assistant):
 
 @pytest.mark.integration
 def test_a_name_the_essay_never_mentions_is_named(assistant):
+    declined = assistant.answer("What is the GDP of Japan?")
+    assert declined.refused
+    assert declined.answer.startswith("The essay does not say. It never mentions “GDP”.")
     # Answered in part: the rest of the question is, so the answer says which name it never mentions.
     partly = assistant.answer("When did Japan and Gazprom ban Huawei from government procurement?")
     assert not partly.refused
