@@ -476,9 +476,22 @@ class ExtractiveAnswerer:
         unknown_focus = {aliases.get(t, t) for t in question.focus} - vocabulary
         return names, unknown_focus
 
-    def answerability_features(self, question: QuestionProfile, scored: list[ScoredSentence]) -> dict[str, float]:
-        """The answerability model's feature row (:data:`ANSWERABILITY_FEATURES`)."""
+    def answerability_features(
+        self, question: QuestionProfile, scored: list[ScoredSentence], sentence_model: LogisticModel | None = None
+    ) -> dict[str, float]:
+        """The answerability model's feature row (:data:`ANSWERABILITY_FEATURES`).
+
+        The evidence is judged on its own: sentences are ranked by ``sentence_model`` (default the
+        reranker's) with ``exemplar_evidence`` set to 0, since a near miss's nearest tune questions
+        are answerable ones about the same thing and would lend their evidence to it;
+        ``exemplar_margin`` carries what the tune questions say about answerability.
+        """
         reranker = self.reranker
+        model = sentence_model or reranker.model
+        own = [
+            replace(s, score=model.probability(s.features | {"exemplar_evidence": 0.0})) for s in scored if s.features
+        ]
+        scored = sorted(own, key=lambda s: -s.score)
         names, unknown_focus = self.unknown(question)
         q_terms = reranker.question_terms(question)
         name_terms = reranker.name_terms(question)

@@ -37,6 +37,10 @@ MECHANISMS = {
         "the answerability model sees whether the question lies nearer a tune question the essay does not answer "
         "than one it does (semantic refusal by example)"
     ),
+    "exemplar_evidence": (
+        "the gold evidence of the nearest answerable tune questions joins the candidates, with their similarity as a "
+        "sentence feature (evidence by example)"
+    ),
     "missing_note": (
         "names and numbers of the question that the essay never mentions are named in the answer, so are a year "
         "or country the quoted sentences contradict; a less sure answer says it may not answer exactly that"

@@ -16,8 +16,10 @@ cross-validated scores):
    Answers between it and ``hedge_below`` (where the out-of-fold share of answerable questions
    reaches ``HEDGE_PRECISION``) open by saying the essay may not answer exactly that.
    One of its features, ``exemplar_margin``, compares a question with the tune questions
-   themselves (:func:`assistant.reranking.exemplar_margin`, each compared with all but itself);
-   every labelled tune question's vector and label are written to
+   themselves (:func:`assistant.reranking.exemplar_margin`); so does the sentence model's
+   ``exemplar_evidence`` (the gold evidence of the nearest answerable ones). Each tune question
+   is scored with all tune questions but itself as exemplars, as answering scores it; every
+   labelled tune question's vector, label and gold evidence spans are written to
    ``assistant/exemplars.npz`` for answering.
 
 3. **Selection** (``join_ratio``, ``join_coverage`` of :class:`assistant.config.AnswerSettings`):
@@ -50,6 +52,9 @@ FALSE_REFUSAL_BUDGET = 0.05
 HEDGE_PRECISION = 0.9
 C = 1.0  # inverse L2 strength (scikit-learn's default)
 FOLDS = 5
+# Candidate floors of the exemplar_evidence feature (cosine below which a tune question lends nothing);
+# the fit keeps the one of the best cross-validated top-1.
+EXEMPLAR_FLOORS = (0.0, 0.5, 0.6, 0.7, 0.8)
 
 
 def _zero_model(features: dict[str, str]) -> dict[str, Any]:
@@ -67,15 +72,12 @@ def gold_spans(text: str, evidence: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def is_evidence(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    """Whether ``[start, end)`` overlaps a gold span by half the shorter of the two."""
-    return any(min(end, e) - max(start, s) >= 0.5 * min(end - start, e - s) for s, e in spans)
-
-
 def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, Any]):
-    """Run retrieval and sentence scoring for each item.
+    """Run retrieval and sentence scoring for each item, with the items themselves as exemplars.
 
-    Returns (answerer, [(item, profile, scored)], question vectors of shape ``(len(items), dim)``).
+    ``fitted["exemplars"]`` is set to :func:`_exemplars` of the items before any is scored, so
+    each is scored as answering would score it (it is never its own example). Returns (answerer,
+    [(item, profile, scored)]).
     """
     from assistant import index
     from assistant.answering import ExtractiveAnswerer
@@ -90,35 +92,34 @@ def _collect(settings: Settings, items: list[dict[str, Any]], fitted: dict[str, 
     reranker = answerer.reranker
     retriever = HybridRetriever(loaded, settings, reranker.terms)
     embedder = get_embedder(settings)
-    runs, vectors = [], []
-    for item in items:
-        question = reranker.read(validate(item["question"], settings.max_question_chars))
-        vector = embedder.encode([question.text])[0]
+    questions = [reranker.read(validate(item["question"], settings.max_question_chars)) for item in items]
+    vectors = [embedder.encode([question.text])[0] for question in questions]
+    fitted["exemplars"] = _exemplars(items, np.array(vectors, dtype=np.float32), corpus.text)
+    runs = []
+    for item, question, vector in zip(items, questions, vectors, strict=True):
         retrieved = retriever.retrieve(question, vector)
         runs.append((item, question, reranker.score_sentences(question, vector, retrieved)))
-        vectors.append(vector)
-    return answerer, runs, np.array(vectors, dtype=np.float32)
+    return answerer, runs
 
 
-def _exemplars(runs, vectors: np.ndarray) -> dict[str, Any]:
-    """The answerability exemplars: every tune question labelled answerable or unanswerable.
+def _exemplars(items: list[dict[str, Any]], vectors: np.ndarray, text: str) -> dict[str, Any]:
+    """The exemplars (:func:`assistant.reranking.load_fitted`): every tune question labelled answerable or not.
 
-    Vectors are stored as float16 (``exemplars.npz``), so the margins fitted here are computed
-    from the values answering will load; each tune question's ``exemplar_margin`` leaves itself
-    out, as answering does (:data:`assistant.reranking.SELF_SIMILARITY`).
+    Vectors are rounded to float16, as ``exemplars.npz`` stores them, so fitting sees the values
+    answering will load. Gold evidence is kept as corpus spans (:func:`gold_spans`).
     """
-    from assistant.reranking import exemplar_margin
-
-    kept = [i for i, (item, _q, _s) in enumerate(runs) if _label(item) is not None]
-    exemplars = {
+    kept = [i for i, item in enumerate(items) if _label(item) is not None]
+    owners, spans = [], []
+    for n, i in enumerate(kept):
+        for span in gold_spans(text, items[i].get("evidence") or []) if _label(items[i]) else []:
+            owners.append(n)
+            spans.append(span)
+    return {
         "vectors": vectors[kept].astype(np.float16).astype(np.float32),
-        "answerable": np.array([bool(_label(runs[i][0])) for i in kept]),
+        "answerable": np.array([bool(_label(items[i])) for i in kept]),
+        "evidence_spans": np.array(spans, dtype=np.int32).reshape(-1, 2),
+        "evidence_owner": np.array(owners, dtype=np.int32),
     }
-    for vector, (_item, _question, scored) in zip(vectors, runs, strict=True):
-        margin = exemplar_margin(vector, exemplars)
-        for s in scored:
-            s.features["exemplar_margin"] = margin
-    return exemplars
 
 
 def _label(item: dict[str, Any]) -> int | None:
@@ -194,7 +195,7 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from assistant.answering import ANSWERABILITY_FEATURES
-    from assistant.reranking import SENTENCE_FEATURES
+    from assistant.reranking import SENTENCE_FEATURES, exemplar_evidence, is_evidence
 
     raw = tune_path.read_bytes()
     items = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
@@ -202,21 +203,30 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "sentence": _zero_model(SENTENCE_FEATURES),
         "answerability": _zero_model(ANSWERABILITY_FEATURES) | {"threshold": 0.5},
     }
-    answerer, runs, vectors = _collect(settings, items, bootstrap)
-    exemplars = _exemplars(runs, vectors)
+    answerer, runs = _collect(settings, items, bootstrap)
     text = answerer.corpus.text
 
-    # 1. Sentence evidence model.
-    rows, labels, groups = [], [], []
-    for number, (item, _question, scored) in enumerate(runs):
-        unanswerable = item.get("type") == "unanswerable"
-        spans = [] if unanswerable else gold_spans(text, item.get("evidence") or [])
-        if not spans and not unanswerable:
-            continue  # no gold evidence to label by (an instruction with no question in it)
-        for s in scored:
-            rows.append([s.features[f] for f in SENTENCE_FEATURES])
-            labels.append(int(is_evidence(s.span.start, s.span.end, spans)))
-            groups.append(number)
+    # 1. Sentence evidence model, with the exemplar floor of the best cross-validated top-1.
+    def sentence_rows(floor: float):
+        rows, labels, groups = [], [], []
+        for number, (item, _question, scored) in enumerate(runs):
+            unanswerable = item.get("type") == "unanswerable"
+            spans = [] if unanswerable else gold_spans(text, item.get("evidence") or [])
+            if not spans and not unanswerable:
+                continue  # no gold evidence to label by (an instruction with no question in it)
+            for s in scored:
+                s.features["exemplar_evidence"] = exemplar_evidence(s.features["exemplar_similarity"], floor)
+                rows.append([s.features[f] for f in SENTENCE_FEATURES])
+                labels.append(int(is_evidence(s.span.start, s.span.end, spans)))
+                groups.append(number)
+        return rows, labels, groups
+
+    by_floor = {}
+    for floor in EXEMPLAR_FLOORS:
+        rows, labels, groups = sentence_rows(floor)
+        by_floor[floor] = top1(_cv_probabilities(rows, labels, groups), labels, groups)
+    floor = max(EXEMPLAR_FLOORS, key=lambda f: (by_floor[f], -f))
+    rows, labels, groups = sentence_rows(floor)
     sentence = _fit(rows, labels)
     sentence_cv = _cv_probabilities(rows, labels, groups)
     fitted = dict(bootstrap)
@@ -224,6 +234,8 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "features": list(SENTENCE_FEATURES),
         "coef": [round(float(c), 6) for c in sentence.coef_[0]],
         "intercept": round(float(sentence.intercept_[0]), 6),
+        "exemplar_floor": floor,
+        "cv_top1_by_exemplar_floor": {str(f): round(v, 4) for f, v in by_floor.items()},
         "rows": len(rows),
         "positives": sum(labels),
         "cv_auc": round(float(roc_auc_score(labels, sentence_cv)), 4),
@@ -239,7 +251,7 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         if (label := _label(item)) is None:
             continue  # neither answerable nor unanswerable (an instruction with no question in it)
         rescored = sorted((_rescore(s, model) for s in scored), key=lambda s: -s.score)
-        features = answerer.answerability_features(question, rescored)
+        features = answerer.answerability_features(question, rescored, model)
         q_rows.append([features[f] for f in ANSWERABILITY_FEATURES])
         answerable.append(label)
     answerability = _fit(q_rows, answerable)
@@ -257,8 +269,8 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "labels": answerable,
     }
     # 3. Selection: how readily further sentences join the answer.
-    fitted["exemplars"] = exemplars
     fitted["selection"] = _fit_selection(settings, answerer, runs, model, fitted)
+    exemplars = fitted["exemplars"]
     fitted["source"] = {
         "script": "python -m assistant.fitting",
         "tune_file": str(tune_path.relative_to(REPO_ROOT)) if tune_path.is_relative_to(REPO_ROOT) else str(tune_path),
@@ -268,7 +280,7 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
         "model": settings.embedding_model,
         "false_refusal_budget": FALSE_REFUSAL_BUDGET,
         "exemplars": f"{len(exemplars['answerable'])} tune questions ({int((~exemplars['answerable']).sum())} "
-        "unanswerable) in exemplars.npz",
+        f"unanswerable, {len(exemplars['evidence_owner'])} gold evidence spans) in exemplars.npz",
         "C": C,
     }
     return fitted
@@ -325,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     fitted = fit(Settings(), args.tune.resolve())
     exemplars = fitted.pop("exemplars")
     args.out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
-    vectors = exemplars["vectors"].astype(np.float16)
-    np.savez(exemplars_path(args.out), vectors=vectors, answerable=exemplars["answerable"])
+    np.savez(exemplars_path(args.out), **(exemplars | {"vectors": exemplars["vectors"].astype(np.float16)}))
     s, a = fitted["sentence"], fitted["answerability"]
     print(
         f"sentence model: {s['rows']} rows, cv AUC {s['cv_auc']}, top-1 {s['cv_top1']}; "

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -64,7 +65,13 @@ SENTENCE_FEATURES = {
     "reference_field": "is a reference entry whose outlet, author, date or language the source question names",
     "missing_artifact": "describes a table or figure the text does not contain",
     "interrogative": "is itself a question ('What exactly did … mean?')",
+    "exemplar_evidence": (
+        "cosine similarity of the nearest of the EXEMPLAR_NEIGHBOURS answerable tune questions nearest the "
+        "question whose gold evidence this sentence is, above the fitted floor (exemplar_evidence(); 0: none)"
+    ),
 }
+# How many of the nearest answerable tune questions lend their gold evidence (``exemplar_evidence``).
+EXEMPLAR_NEIGHBOURS = 5
 
 # A quantity (years excluded: "how many" is not answered by "in 2019"; nor by "one", too often "no one").
 _QUANTITY = re.compile(
@@ -135,8 +142,10 @@ def load_fitted(path: Path = FITTED_PATH) -> dict[str, Any]:
     """The fitted weights (``sentence`` and ``answerability`` models, and their ``source``).
 
     With them, when :func:`exemplars_path` exists, ``exemplars``: the tune questions' unit
-    vectors (``vectors``, shape ``(n, dim)``, float32) and whether the essay answers each
-    (``answerable``, shape ``(n,)``, bool), for :func:`exemplar_margin`.
+    vectors (``vectors``, shape ``(n, dim)``, float32), whether the essay answers each
+    (``answerable``, shape ``(n,)``, bool), and their gold evidence as corpus spans
+    (``evidence_spans``, shape ``(m, 2)``, int32, each of exemplar ``evidence_owner[i]``), for
+    :func:`exemplar_margin` and :meth:`SentenceReranker.exemplar_evidence`.
 
     Raises:
         FileNotFoundError: If ``path`` is missing (run ``python -m assistant.fitting``).
@@ -147,9 +156,38 @@ def load_fitted(path: Path = FITTED_PATH) -> dict[str, Any]:
         import numpy as np
 
         with np.load(exemplars) as data:
-            vectors, answerable = data["vectors"].astype(np.float32), data["answerable"].astype(bool)
-        fitted["exemplars"] = {"vectors": vectors, "answerable": answerable}
+            fitted["exemplars"] = {
+                "vectors": data["vectors"].astype(np.float32),
+                "answerable": data["answerable"].astype(bool),
+                "evidence_spans": data["evidence_spans"].astype(np.int32),
+                "evidence_owner": data["evidence_owner"].astype(np.int32),
+            }
     return fitted
+
+
+def overlaps_half(start: Any, end: Any, span_start: int, span_end: int) -> Any:
+    """Whether ``[start, end)`` overlaps ``[span_start, span_end)`` by half the shorter of the two.
+
+    ``start``/``end`` are ints or NumPy arrays of them (then elementwise: a bool array).
+    """
+    import numpy as np
+
+    overlap = np.minimum(end, span_end) - np.maximum(start, span_start)
+    return overlap >= 0.5 * np.minimum(end - start, span_end - span_start)
+
+
+def is_evidence(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``[start, end)`` overlaps a gold span by half the shorter of the two (:func:`overlaps_half`)."""
+    return any(bool(overlaps_half(start, end, s, e)) for s, e in spans)
+
+
+def exemplar_evidence(similarity: float, floor: float) -> float:
+    """The ``exemplar_evidence`` feature: ``similarity`` (a lending tune question's cosine) above ``floor``, 0..1.
+
+    ``max(0, similarity - floor) / (1 - floor)``; ``floor`` (0 <= floor < 1) is fitted
+    (``exemplar_floor`` in fitted.json): a loosely similar tune question lends nothing.
+    """
+    return max(0.0, similarity - floor) / (1.0 - floor)
 
 
 def exemplar_margin(query_vector: np.ndarray, exemplars: dict[str, Any] | None) -> float:
@@ -210,6 +248,7 @@ class SentenceReranker:
         self.lexicon = Lexicon.from_dict(index.manifest.get("lexicon"))
         self.fitted = fitted if fitted is not None else load_fitted()
         self.model = LogisticModel.from_dict(self.fitted["sentence"])
+        self.exemplar_floor = float(self.fitted["sentence"].get("exemplar_floor", 0.0))
 
     @cached_property
     def term_aliases(self) -> dict[str, str]:
@@ -509,13 +548,14 @@ class SentenceReranker:
         topicality = float(self.essay_centroid @ query_vector)
         exemplars = self.fitted.get("exemplars") if self.settings.answer.enabled("exemplars") else None
         margin = exemplar_margin(query_vector, exemplars)
+        lent = self.exemplar_evidence(query_vector) if self.settings.answer.enabled("exemplar_evidence") else {}
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
         rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
         best_bm25 = max((r.bm25 or 0.0 for r in retrieved), default=0.0) or 1.0
         bm25_of = {r.passage.id: (r.bm25 or 0.0) / best_bm25 for r in retrieved}
         bm25_raw = {r.passage.id: r.bm25 or 0.0 for r in retrieved}
-        rows = [row for p in passages for row in sentences.rows_of(p.id)] + similar
+        rows = [row for p in passages for row in sentences.rows_of(p.id)] + similar + list(lent)
         sections = self.named_sections(question) if self.settings.answer.enabled("section_scope") else set()
         numbers = self.reference_numbers(question)
         matched = self.reference_matches(question)
@@ -542,6 +582,8 @@ class SentenceReranker:
             values["bm25_raw"] = bm25_raw.get(passage.id, 0.0)
             values["topicality"] = topicality  # question-level, for the answerability model
             values["exemplar_margin"] = margin  # so is this
+            values["exemplar_similarity"] = lent.get(row, 0.0)
+            values["exemplar_evidence"] = exemplar_evidence(values["exemplar_similarity"], self.exemplar_floor)
             table.append((row, passage, values))
         best_dense = max((v["dense"] for _, _, v in table), default=0.0) or 1.0
         best_coverage = max((v["coverage"] for _, _, v in table), default=0.0) or 1.0
@@ -552,6 +594,51 @@ class SentenceReranker:
             score = self.model.probability(values)
             scored.append(ScoredSentence(row, passage, sentences.spans[row], score, self.context_terms[row], values))
         return sorted(scored, key=lambda s: -s.score)
+
+    @cached_property
+    def exemplar_rows(self) -> tuple[tuple[int, ...], ...]:
+        """For each exemplar (tune question), the sentence rows that are its gold evidence.
+
+        A row is evidence when it overlaps a gold span by half the shorter of the two
+        (:func:`overlaps_half`, the rule the sentence model is fitted by); empty without exemplars.
+        """
+        import numpy as np
+
+        exemplars = self.fitted.get("exemplars")
+        if not exemplars or "evidence_spans" not in exemplars:
+            return ()
+        starts = np.array([span.start for span in self.sentences.spans])
+        ends = np.array([span.end for span in self.sentences.spans])
+        rows: list[set[int]] = [set() for _ in exemplars["answerable"]]
+        for owner, (start, end) in zip(exemplars["evidence_owner"], exemplars["evidence_spans"], strict=True):
+            rows[int(owner)].update(int(r) for r in np.flatnonzero(overlaps_half(starts, ends, start, end)))
+        return tuple(tuple(sorted(r)) for r in rows)
+
+    def exemplar_evidence(self, query_vector: np.ndarray) -> dict[int, float]:
+        """Evidence by example: the gold evidence rows of the answerable tune questions nearest the question.
+
+        Returns ``{row: cosine}``: for each sentence row that is gold evidence of one of the
+        :data:`EXEMPLAR_NEIGHBOURS` nearest answerable tune questions, that question's similarity
+        to this one (the nearest's, when several). The question itself is never its own example
+        (:data:`SELF_SIMILARITY`). Empty without exemplars or for another model's vectors.
+        """
+        import numpy as np
+
+        exemplars = self.fitted.get("exemplars")
+        if not self.exemplar_rows or exemplars["vectors"].shape[1] != query_vector.shape[0]:
+            return {}
+        similarities = exemplars["vectors"] @ query_vector.astype(np.float32)
+        lent: dict[int, float] = {}
+        taken = 0
+        for i in np.argsort(-similarities, kind="stable"):
+            if similarities[i] >= SELF_SIMILARITY or not exemplars["answerable"][i]:
+                continue
+            for row in self.exemplar_rows[i]:
+                lent.setdefault(row, float(similarities[i]))
+            taken += 1
+            if taken == EXEMPLAR_NEIGHBOURS:
+                break
+        return lent
 
     def rerank(
         self, retrieved: list[RetrievedPassage], scored: list[ScoredSentence], cited: set[str] = frozenset()

@@ -11,7 +11,7 @@ import pytest
 
 from assistant.fitting import fit
 from assistant.lexicon import Lexicon
-from assistant.reranking import FITTED_PATH, exemplar_margin, load_fitted
+from assistant.reranking import FITTED_PATH, exemplar_margin, is_evidence, load_fitted
 from tests.helpers import DATA
 
 
@@ -81,7 +81,9 @@ def test_an_instruction_wrapped_around_a_question_does_not_hide_it(assistant):
 @pytest.mark.integration
 def test_two_part_question_gets_both_parts(assistant):
     result = assistant.answer("What restrictions did Japan impose in 2018 and in 2023?")
-    assert "December 2018" in result.answer and "March 2023" in result.answer
+    # Each part by a sentence about Japan that gives its year.
+    for year in ("2018", "2023"):
+        assert any(year in c.quote and "Japan" in c.quote for c in result.citations), year
 
 
 @pytest.mark.integration
@@ -147,7 +149,8 @@ def test_fitting_reproduces_the_committed_weights(assistant):
     assert refit["answerability"]["threshold"] == committed["answerability"]["threshold"]
     assert refit["selection"] == committed["selection"]
     stored = load_fitted()["exemplars"]
-    assert (refit["exemplars"]["answerable"] == stored["answerable"]).all()
+    for column in ("answerable", "evidence_spans", "evidence_owner"):
+        assert (refit["exemplars"][column] == stored[column]).all()
     assert abs(refit["exemplars"]["vectors"] - stored["vectors"]).max() < 1e-3
 
 
@@ -179,6 +182,36 @@ def test_committed_exemplars_are_the_labelled_tune_questions():
     assert len(exemplars["answerable"]) == fitted["answerability"]["rows"]
     assert np.allclose(np.linalg.norm(exemplars["vectors"], axis=1), 1.0, atol=1e-2)  # unit vectors, as float16
     assert "exemplar_margin" in fitted["answerability"]["features"]
+    # Gold evidence: corpus spans of answerable exemplars only.
+    owners = exemplars["evidence_owner"]
+    assert len(owners) == len(exemplars["evidence_spans"]) and exemplars["answerable"][owners].all()
+    assert set(owners.tolist()) == set(np.flatnonzero(exemplars["answerable"]).tolist())  # each has evidence
+    assert "exemplar_evidence" in fitted["sentence"]["features"]
+
+
+@pytest.mark.unit
+def test_evidence_is_an_overlap_of_half_the_shorter_span():
+    assert is_evidence(10, 20, [(15, 40)])  # 5 of the shorter 10
+    assert not is_evidence(10, 20, [(16, 40)])
+    assert is_evidence(0, 100, [(40, 50)])  # the gold span lies inside
+    assert not is_evidence(0, 100, [])
+
+
+@pytest.mark.integration
+def test_a_paraphrase_of_a_tune_question_borrows_its_gold_evidence(assistant):
+    from assistant.embeddings import get_embedder
+
+    answerer = assistant._load().answerer
+    reranker = answerer.reranker
+    embedder = get_embedder(assistant.settings)
+    corpus = answerer.corpus.text
+    speech = corpus.index("On April 27, 2023, U.S. National Security Advisor Jake Sullivan")
+    row = next(r for r, span in enumerate(reranker.sentences.spans) if span.start <= speech < span.end)
+    # dev-001 asks "On what date did Jake Sullivan deliver the Brookings Institution speech that opens the essay?"
+    lent = reranker.exemplar_evidence(embedder.encode(["when did sullivan give his talk at brookings?"])[0])
+    assert lent[row] > 0.7
+    off_topic = reranker.exemplar_evidence(embedder.encode(["How do I bake sourdough bread?"])[0])
+    assert max(off_topic.values()) < 0.4
 
 
 @pytest.mark.integration
