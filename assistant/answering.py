@@ -242,7 +242,12 @@ class ExtractiveAnswerer:
         for anchor in anchors:
             for row in self.sentences.paragraph_rows(anchor.row):
                 found.setdefault(row, self._row(row, anchor.score))
-        dated = [s for s in found.values() if _event_date(self._text(s)) is not None]
+        # A timeline of one country's steps leaves out sentences about another country only.
+        dated = [
+            s
+            for s in found.values()
+            if _event_date(self._text(s)) is not None and not (s.features or {}).get("other_country")
+        ]
         return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
 
     def _across_sections(

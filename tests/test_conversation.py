@@ -130,8 +130,8 @@ def test_a_follow_up_never_repeats_the_previous_answer(assistant):
 
 @pytest.mark.integration
 def test_a_refusal_after_a_refusal_says_so_rather_than_repeat_it(assistant):
-    first = assistant.answer("what is your favourite colour?")
-    second = assistant.answer("how do you bake bread?", history=[first])
+    first = assistant.answer("how do you bake bread?")
+    second = assistant.answer("tell me a joke", history=[first])
     assert first.refused and second.refused
     assert first.answer.startswith(REFUSAL) and second.answer.startswith(REFUSED_AGAIN)
 
