@@ -602,12 +602,14 @@ class SentenceReranker:
         """For each exemplar (tune question), the sentence rows that are its gold evidence.
 
         A row is evidence when it overlaps a gold span by half the shorter of the two
-        (:func:`overlaps_half`, the rule the sentence model is fitted by); empty without exemplars.
+        (:func:`overlaps_half`, the rule the sentence model is fitted by). Empty without exemplars,
+        or when the corpus is not the one they were fitted on (its spans would point elsewhere).
         """
         import numpy as np
 
         exemplars = self.fitted.get("exemplars")
-        if not exemplars or "evidence_spans" not in exemplars:
+        fitted_on = self.fitted.get("source", {}).get("corpus_sha256")
+        if not exemplars or "evidence_spans" not in exemplars or fitted_on != self.corpus.sha256:
             return ()
         starts = np.array([span.start for span in self.sentences.spans])
         ends = np.array([span.end for span in self.sentences.spans])

@@ -221,3 +221,15 @@ def test_an_answer_holds_what_the_question_asks_for(assistant):
     assert not advice.refused
     assert any(w in advice.answer for w in ("should", "must", "would do well", "would be well served"))
     assert "Brookings" not in advice.answer
+
+
+@pytest.mark.unit
+def test_exemplars_lend_evidence_only_on_the_corpus_they_were_fitted_on(fake_assistant):
+    from assistant.reranking import SentenceReranker
+
+    reranker = fake_assistant._load().answerer.reranker
+    assert len(reranker.exemplar_rows) == len(reranker.fitted["exemplars"]["answerable"])
+    assert sum(bool(rows) for rows in reranker.exemplar_rows) == int(reranker.fitted["exemplars"]["answerable"].sum())
+    edited = reranker.fitted | {"source": reranker.fitted["source"] | {"corpus_sha256": "0" * 64}}
+    other = SentenceReranker(reranker.index, reranker.corpus, reranker.settings, fitted=edited)
+    assert other.exemplar_rows == ()
