@@ -608,7 +608,8 @@ class SentenceReranker:
         import numpy as np
 
         exemplars = self.fitted.get("exemplars")
-        fitted_on = self.fitted.get("source", {}).get("corpus_sha256")
+        # No recorded source: exemplars being fitted on this very corpus (assistant.fitting).
+        fitted_on = self.fitted.get("source", {}).get("corpus_sha256", self.corpus.sha256)
         if not exemplars or "evidence_spans" not in exemplars or fitted_on != self.corpus.sha256:
             return ()
         starts = np.array([span.start for span in self.sentences.spans])
