@@ -493,8 +493,13 @@ class ExtractiveAnswerer:
         """
         reranker = self.reranker
         model = sentence_model or reranker.model
+        # Only the sentences that borrowed evidence change score (``scored`` is scored by ``model``).
         own = [
-            replace(s, score=model.probability(s.features | {"exemplar_evidence": 0.0})) for s in scored if s.features
+            replace(s, score=model.probability(s.features | {"exemplar_evidence": 0.0}))
+            if s.features.get("exemplar_evidence")
+            else s
+            for s in scored
+            if s.features
         ]
         scored = sorted(own, key=lambda s: -s.score)
         names, unknown_focus = self.unknown(question)
