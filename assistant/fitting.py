@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sentence model: {s['rows']} rows, cv AUC {s['cv_auc']}, top-1 {s['cv_top1']}; "
         f"answerability: {a['rows']} questions, "
-        f"cv AUC {a['cv_auc']}, threshold {a['threshold']}; wrote {args.out}"
+        f"cv AUC {a['cv_auc']}, threshold {a['threshold']}; wrote {args.out} and {exemplars_path(args.out)}"
     )
     return 0
 
