@@ -133,6 +133,11 @@ class ExtractiveAnswerer:
             if settings.answer.join_coverage is not None
             else selection.get("join_coverage", 0.3)
         )
+        self.join_strong = (
+            settings.answer.join_strong
+            if settings.answer.join_strong is not None
+            else selection.get("join_strong", 2.0)
+        )
 
     @property
     def refusal_note(self) -> str:
@@ -410,9 +415,11 @@ class ExtractiveAnswerer:
 
         After the sentences the question's form calls for, a candidate joins when its evidence
         probability is at least ``join_ratio`` of the best and it covers ``join_coverage``
-        (IDF-weighted) of the question terms still uncovered (both fitted), or when
-        it continues a chosen sentence ("This action…"). Summary, author and why questions take
-        only what their form calls for (term coverage would only add loosely related sentences).
+        (IDF-weighted) of the question terms still uncovered, or when its probability is at least
+        ``join_strong`` of the best whatever it covers (all three fitted), or when it continues a
+        chosen sentence ("This action…"). Summary and author questions take only what their form
+        calls for; why questions add only strong candidates (term coverage would only add loosely
+        related sentences).
         ``length="short"`` keeps the first sentence the form calls for; ``"long"`` doubles the
         character budgets and the sentence cap.
         """
@@ -426,7 +433,7 @@ class ExtractiveAnswerer:
             return self._in_reading_order(chosen[:1])
         if question.kind == "timeline":
             return self._in_reading_order(chosen, scale, by_date=True)
-        if question.kind in ("summary", "author", "why") or not answer.enabled("coverage"):
+        if question.kind in ("summary", "author") or not answer.enabled("coverage"):
             return self._in_reading_order(chosen, scale)
         rows = {c.row for c in chosen}
         q_terms = self.reranker.question_terms(question)
@@ -441,8 +448,11 @@ class ExtractiveAnswerer:
             continues = any(self.sentences.neighbour(c.row, 1) == candidate.row for c in chosen) and CONTINUATION.match(
                 text
             )
+            strong = candidate.score >= self.join_strong * best.score
+            if question.kind == "why" and not strong:
+                continue
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0
-            if new >= self.join_coverage or (continues and answer.enabled("continuation")):
+            if new >= self.join_coverage or strong or (continues and answer.enabled("continuation")):
                 chosen.append(candidate)
                 rows.add(candidate.row)
                 covered |= candidate.terms & q_terms

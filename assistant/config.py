@@ -109,6 +109,16 @@ class AnswerSettings(BaseModel):
             "one's. None: the value fitted on the tune split by assistant/fitting.py (fitted.json, 'selection')."
         ),
     )
+    join_strong: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description=(
+            "A further sentence whose evidence probability is at least this share of the best one's joins whatever "
+            "question terms it covers (the second of two reasons, the other side of a comparison); above 1: never. "
+            "None: the fitted value (fitted.json, 'selection')."
+        ),
+    )
     join_coverage: float | None = Field(
         None,
         ge=0.0,

@@ -22,10 +22,12 @@ cross-validated scores):
    labelled tune question's vector, label and gold evidence spans are written to
    ``assistant/exemplars.npz`` for answering.
 
-3. **Selection** (``join_ratio``, ``join_coverage`` of :class:`assistant.config.AnswerSettings`):
+3. **Selection** (``join_ratio``, ``join_coverage``, ``join_strong`` of
+   :class:`assistant.config.AnswerSettings`):
    among grid points whose median answer is at most ``MEDIAN_CHARS_CAP`` characters, the one with
    the most answerable tune questions whose key facts (``must_include``) are all in the answer,
-   the shortest median answer breaking ties.
+   the shortest median answer, then the fewest probability-only joins (highest ``join_strong``),
+   breaking ties.
 
 The test split is never read. Needs the ``fit`` extra (scikit-learn). Deterministic: the same
 tune file, corpus and model give the same weights (``tests/test_quality.py`` checks it).
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -288,6 +291,7 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
 
 JOIN_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 JOIN_COVERAGES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+JOIN_STRONGS = (0.6, 0.7, 0.8, 0.9, 2.0)  # 2.0: no candidate joins on its probability alone
 MEDIAN_CHARS_CAP = 320  # the quality issue's target is a median answer of at most 350 characters
 
 
@@ -302,22 +306,26 @@ def _fit_selection(settings, answerer, runs, model, fitted) -> dict[str, Any]:
         if item.get("must_include") and item.get("evidence") and item.get("type") != "unanswerable"
     ]
     grid = []
-    for ratio in JOIN_RATIOS:
-        for coverage in JOIN_COVERAGES:
-            tried = settings.model_copy(
-                update={"answer": settings.answer.model_copy(update={"join_ratio": ratio, "join_coverage": coverage})}
-            )
-            composer = ExtractiveAnswerer(answerer.index, answerer.corpus, tried, fitted=fitted)
-            met, lengths = 0, []
-            for item, question, scored in rescored:
-                if not scored:
-                    continue
-                text = composer.compose(question, scored).text.lower()  # as answers are composed
-                met += all(any(o.lower() in text for o in m.split("|")) for m in item["must_include"])
-                lengths.append(len(text))
-            grid.append((met, -statistics.median(lengths), ratio, coverage))
-    met, negative_median, ratio, coverage = max(g for g in grid if -g[1] <= MEDIAN_CHARS_CAP)
-    return {"join_ratio": ratio, "join_coverage": coverage, "key_facts_met": met, "questions": len(rescored)}
+    for ratio, coverage, strong in itertools.product(JOIN_RATIOS, JOIN_COVERAGES, JOIN_STRONGS):
+        joins = {"join_ratio": ratio, "join_coverage": coverage, "join_strong": strong}
+        tried = settings.model_copy(update={"answer": settings.answer.model_copy(update=joins)})
+        composer = ExtractiveAnswerer(answerer.index, answerer.corpus, tried, fitted=fitted)
+        met, lengths = 0, []
+        for item, question, scored in rescored:
+            if not scored:
+                continue
+            text = composer.compose(question, scored).text.lower()  # as answers are composed
+            met += all(any(o.lower() in text for o in m.split("|")) for m in item["must_include"])
+            lengths.append(len(text))
+        grid.append((met, -statistics.median(lengths), strong, ratio, coverage))
+    met, negative_median, strong, ratio, coverage = max(g for g in grid if -g[1] <= MEDIAN_CHARS_CAP)
+    return {
+        "join_ratio": ratio,
+        "join_coverage": coverage,
+        "join_strong": strong,
+        "key_facts_met": met,
+        "questions": len(rescored),
+    }
 
 
 def _rescore(s, model):

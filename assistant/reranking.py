@@ -192,7 +192,19 @@ def exemplar_evidence(similarity: float, floor: float) -> float:
     return max(0.0, similarity - floor) / (1.0 - floor)
 
 
-def exemplar_margin(query_vector: np.ndarray, exemplars: dict[str, Any] | None) -> float:
+def exemplar_similarities(query_vector: np.ndarray, exemplars: dict[str, Any] | None) -> np.ndarray | None:
+    """Cosine of ``query_vector`` (unit, shape ``(dim,)``) to each exemplar, shape ``(n,)`` float32.
+
+    None without exemplars or when the vector's dimension differs (another model's vectors).
+    """
+    if not exemplars or exemplars["vectors"].shape[1] != query_vector.shape[0]:
+        return None
+    return exemplars["vectors"] @ query_vector.astype(exemplars["vectors"].dtype)
+
+
+def exemplar_margin(
+    query_vector: np.ndarray, exemplars: dict[str, Any] | None, similarities: np.ndarray | None = None
+) -> float:
     """Semantic refusal by example: how much nearer ``query_vector`` lies to a question the essay does not answer.
 
     The highest cosine similarity to an unanswerable tune question minus the highest to an
@@ -200,11 +212,13 @@ def exemplar_margin(query_vector: np.ndarray, exemplars: dict[str, Any] | None) 
     question itself is never its own example: an exemplar at cosine >= ``SELF_SIMILARITY`` is
     left out, so a tune question is judged as :mod:`assistant.fitting` fitted it (leave one
     out) and tune figures stay out of sample. Semantic routing by example utterances is the
-    idea; the answerability model weighs it with the evidence features.
+    idea; the answerability model weighs it with the evidence features. ``similarities``, when
+    given, is :func:`exemplar_similarities` of the same arguments (computed once per question).
     """
-    if not exemplars or exemplars["vectors"].shape[1] != query_vector.shape[0]:
+    if similarities is None:
+        similarities = exemplar_similarities(query_vector, exemplars)
+    if similarities is None:
         return 0.0
-    similarities = exemplars["vectors"] @ query_vector.astype(exemplars["vectors"].dtype)
     others = similarities < SELF_SIMILARITY
     unanswerable = similarities[others & ~exemplars["answerable"]]
     answerable = similarities[others & exemplars["answerable"]]
@@ -549,8 +563,13 @@ class SentenceReranker:
         similar = [int(i) for i in np.argsort(-similarities)[: self.settings.answer.candidate_sentences]]
         topicality = float(self.essay_centroid @ query_vector)
         exemplars = self.fitted.get("exemplars") if self.settings.answer.enabled("exemplars") else None
-        margin = exemplar_margin(query_vector, exemplars)
-        lent = self.exemplar_evidence(query_vector) if self.settings.answer.enabled("exemplar_evidence") else {}
+        to_exemplars = exemplar_similarities(query_vector, self.fitted.get("exemplars"))
+        margin = exemplar_margin(query_vector, exemplars, to_exemplars if exemplars else None)
+        lent = (
+            self.exemplar_evidence(query_vector, to_exemplars)
+            if self.settings.answer.enabled("exemplar_evidence")
+            else {}
+        )
         if self.settings.answer.enabled("citation_graph"):
             passages += self._reference_passages(retrieved, similar)
         rank_of = {r.passage.id: i for i, r in enumerate(retrieved)}
@@ -619,20 +638,24 @@ class SentenceReranker:
             rows[int(owner)].update(int(r) for r in np.flatnonzero(overlaps_half(starts, ends, start, end)))
         return tuple(tuple(sorted(r)) for r in rows)
 
-    def exemplar_evidence(self, query_vector: np.ndarray) -> dict[int, float]:
+    def exemplar_evidence(self, query_vector: np.ndarray, similarities: np.ndarray | None = None) -> dict[int, float]:
         """Evidence by example: the gold evidence rows of the answerable tune questions nearest the question.
 
         Returns ``{row: cosine}``: for each sentence row that is gold evidence of one of the
         :data:`EXEMPLAR_NEIGHBOURS` nearest answerable tune questions, that question's similarity
         to this one (the nearest's, when several). The question itself is never its own example
         (:data:`SELF_SIMILARITY`). Empty without exemplars or for another model's vectors.
+        ``similarities``, when given, is :func:`exemplar_similarities` of the question.
         """
         import numpy as np
 
-        exemplars = self.fitted.get("exemplars")
-        if not self.exemplar_rows or exemplars["vectors"].shape[1] != query_vector.shape[0]:
+        if not self.exemplar_rows:
             return {}
-        similarities = exemplars["vectors"] @ query_vector.astype(np.float32)
+        if similarities is None:
+            similarities = exemplar_similarities(query_vector, self.fitted.get("exemplars"))
+        if similarities is None:
+            return {}
+        exemplars = self.fitted["exemplars"]
         lent: dict[int, float] = {}
         taken = 0
         for i in np.argsort(-similarities, kind="stable"):

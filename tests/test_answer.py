@@ -262,3 +262,32 @@ def test_bm25_over_postings_equals_rank_bm25_to_the_last_bit(fake_assistant):
     for text in questions:
         query = list(reader.read(text).terms) or ["_"]
         assert np.array_equal(retriever.bm25_scores(query), retriever._bm25.get_scores(query)), text
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind_question", ["Why is cooperative prohibition hard to achieve?", "What limits it?"])
+def test_a_strong_second_sentence_joins_whatever_terms_it_covers(fake_assistant, kind_question):
+    from assistant.answering import ExtractiveAnswerer
+
+    loaded = fake_assistant._load()
+    reranker = loaded.answerer.reranker
+    table = loaded.answerer.sentences
+    question = reranker.read(kind_question)
+    # The reason ("operate in different parts…") shares no term with the question.
+    claim = next(r for r, t in enumerate(table.texts) if t.startswith("Yet cooperative prohibition is not"))
+    reason = next(r for r, t in enumerate(table.texts) if t.startswith("Semiconductor firms in the United States"))
+    far = next(r for r, t in enumerate(table.texts) if t.startswith("Ian is currently working"))
+    scored = [loaded.answerer._row(claim, 0.5), loaded.answerer._row(reason, 0.4), loaded.answerer._row(far, 0.1)]
+
+    def answer(strong: float) -> list[int]:
+        joins = {"join_ratio": 0.5, "join_coverage": 0.3, "join_strong": strong}
+        settings = fake_assistant.settings.model_copy(
+            update={"answer": fake_assistant.settings.answer.model_copy(update=joins)}
+        )
+        composer = ExtractiveAnswerer(loaded.index, loaded.answerer.corpus, settings, fitted=reranker.fitted)
+        return [s.row for s in composer.select(question, scored)]
+
+    assert claim in answer(2.0) and reason not in answer(2.0)  # off: the reason covers no question term
+    assert answer(0.7) == sorted([claim, reason], key=lambda r: table.spans[r].start)  # 0.4 >= 0.7 * 0.5
+    assert reason not in answer(0.9)  # 0.4 < 0.9 * 0.5
+    assert far not in answer(0.1)  # below join_ratio whatever join_strong says
