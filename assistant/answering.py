@@ -416,7 +416,8 @@ class ExtractiveAnswerer:
         After the sentences the question's form calls for, a candidate joins when its evidence
         probability is at least ``join_ratio`` of the best and it covers ``join_coverage``
         (IDF-weighted) of the question terms still uncovered, or when its probability is at least
-        ``join_strong`` of the best whatever it covers (all three fitted), or when it continues a
+        ``join_strong`` of the best whatever it covers (all three fitted) and it holds what the
+        question's form asks for (:func:`~assistant.reranking.holds_kind`), or when it continues a
         chosen sentence ("This action…"). Summary and author questions take only what their form
         calls for; why questions add only strong candidates (term coverage would only add loosely
         related sentences).
@@ -448,7 +449,11 @@ class ExtractiveAnswerer:
             continues = any(self.sentences.neighbour(c.row, 1) == candidate.row for c in chosen) and CONTINUATION.match(
                 text
             )
-            strong = candidate.score >= self.join_strong * best.score
+            # A strong candidate that lacks what the question's form asks for (a date for "when",
+            # advice for "what should") would pad the answer: it joins only on its coverage.
+            strong = candidate.score >= self.join_strong * best.score and (
+                holds_kind(question.kind, self._text(candidate), question.names) is not False
+            )
             if question.kind == "why" and not strong:
                 continue
             new = self.reranker.coverage(q_terms - covered, candidate.terms) if q_terms - covered else 0.0

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from assistant.api import Assistant
 from assistant.errors import InvalidQuestionError
 from tests.helpers import HUAWEI, invoke_cli, jsonl_rows, run_cli
 
@@ -54,6 +55,8 @@ def test_python_answer(fake_assistant, case, question, message):
 
 @pytest.mark.unit
 def test_python_answer_survives_odd_types_and_history(fake_assistant):
+    # Never declined, whatever the fitted threshold makes of the fake model's vectors: the answer must cite.
+    fake_assistant = Assistant(fake_assistant.settings.model_copy(update={"refusal_threshold": 0.0}))
     plain = fake_assistant.answer(HUAWEI).to_dict()
     for bad in (None, 42, b"bytes", ["list"]):
         with pytest.raises(InvalidQuestionError, match="must be text"):
