@@ -36,6 +36,14 @@ YEAR = re.compile(rf"\b{YEAR_DIGITS}\b")
 # What a date question asks for: a year 1800..2099 (one more century than YEAR) or a capitalised
 # month name, as a word; group 1 is the match.
 YEAR_OR_MONTH = re.compile(rf"\b(1[89]\d\d|20\d\d|{MONTH_NAMES})\b")
+# A time given relative to another ("a year later", "two weeks earlier", "the week prior"): it answers
+# "when" as a date does. Group 1 is the match.
+_COUNT = r"(?:an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|a few|\d+)"
+RELATIVE_TIME = re.compile(
+    rf"\b({_COUNT} (?:years?|months?|weeks?|days?) (?:later|earlier|prior|before|after|ago)|"
+    r"the (?:year|month|week|day) (?:prior|before|after))\b",
+    re.I,
+)
 
 # --- footnote markers ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus
 from assistant.lexicon import Lexicon
-from assistant.patterns import CONTRAST, YEAR_DIGITS, YEAR_OR_MONTH
+from assistant.patterns import CONTRAST, RELATIVE_TIME, YEAR_DIGITS, YEAR_OR_MONTH
 from assistant.question import QuestionProfile
 from assistant.text import terms
 from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSentence
@@ -91,7 +91,7 @@ _ADVICE = re.compile(
 )
 # What each kind of question asks for (see holds_kind).
 _ASKED_FOR: dict[QuestionKind, re.Pattern[str]] = {
-    "date": YEAR_OR_MONTH,
+    "date": re.compile(f"{YEAR_OR_MONTH.pattern}|(?i:{RELATIVE_TIME.pattern})"),  # months stay capitalised
     "timeline": YEAR_OR_MONTH,
     "number": _QUANTITY,
     "who": _NAME,
@@ -122,9 +122,10 @@ def defines(term: str, text: str) -> bool:
 def holds_kind(kind: QuestionKind, text: str, known: tuple[str, ...] = ()) -> bool | None:
     """Whether ``text`` holds the thing a question of ``kind`` asks for; None for kinds that ask for none.
 
-    A date for ``date``, a quantity for ``number``, a multi-word name for ``who``, a place
-    ("in Nagasaki", "at the Brookings Institution") for ``where``, advice ("should", "must",
-    "would be well served to") for ``recommendation``. Words of ``known`` (the
+    A date for ``date`` (or a time relative to another: "a year later"), a quantity for
+    ``number``, a multi-word name for ``who``, a place ("in Nagasaki", "at the Brookings
+    Institution") for ``where``, advice ("should", "must", "would be well served to") for
+    ``recommendation``. Words of ``known`` (the
     question's own names) do not count: "Who introduced Sullivan?" is not answered by "Jake Sullivan".
     """
     pattern = _ASKED_FOR.get(kind)

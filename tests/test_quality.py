@@ -233,3 +233,21 @@ def test_exemplars_lend_evidence_only_on_the_corpus_they_were_fitted_on(fake_ass
     edited = reranker.fitted | {"source": reranker.fitted["source"] | {"corpus_sha256": "0" * 64}}
     other = SentenceReranker(reranker.index, reranker.corpus, reranker.settings, fitted=edited)
     assert other.exemplar_rows == ()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        ("These rules were tightened a year later, rounding out a cascade", True),
+        ("The week prior, officials from both countries held a strategic dialogue", True),
+        ("In May 2019, the U.S. Department of Commerce added Huawei", True),
+        ("It happened two weeks earlier.", True),
+        ("Officials may later act on it.", False),  # "may" is not May, "later" alone is no time
+        ("The policy seeks to strengthen the advantages America holds.", False),
+    ],
+)
+def test_a_date_question_is_answered_by_a_date_or_a_time_relative_to_one(text, holds):
+    from assistant.reranking import holds_kind
+
+    assert holds_kind("date", text) is holds
