@@ -49,8 +49,8 @@ from assistant.config import REPO_ROOT, Settings
 
 TUNE_PATH = REPO_ROOT / "tests" / "data" / "tune.jsonl"
 # Share of answerable tune questions the threshold may decline (cross-validated). Saying "the essay does
-# not say" when it does is the worse error; the quality issue's target is at most 3 % on unseen questions.
-FALSE_REFUSAL_BUDGET = 0.05
+# not say" when it does is the worse error: the budget is the quality issue's target, at most 3 % of answerable questions.
+FALSE_REFUSAL_BUDGET = 0.03
 # Answers less sure than this share of answerable questions (out of fold) say they may not answer exactly.
 HEDGE_PRECISION = 0.9
 C = 1.0  # inverse L2 strength (scikit-learn's default)
@@ -314,9 +314,11 @@ def _fit_selection(settings, answerer, runs, model, fitted) -> dict[str, Any]:
         for item, question, scored in rescored:
             if not scored:
                 continue
-            text = composer.compose(question, scored).text.lower()  # as answers are composed
+            draft = composer.compose(question, scored)  # as answers are composed
+            text = draft.text.lower()
             met += all(any(o.lower() in text for o in m.split("|")) for m in item["must_include"])
-            lengths.append(len(text))
+            if not draft.refused:  # the median answer, as the evaluation reports it, leaves refusals out
+                lengths.append(len(text))
         grid.append((met, -statistics.median(lengths), strong, ratio, coverage))
     met, negative_median, strong, ratio, coverage = max(g for g in grid if -g[1] <= MEDIAN_CHARS_CAP)
     return {
