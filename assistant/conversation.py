@@ -159,7 +159,7 @@ def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> 
     if continued := _CONTINUES.match(text):
         rest = text[continued.end() :].strip()
         return Resolution(_substitute(previous.standalone, rest, find), "followup", previous, shown)
-    leans = _POINTS_BACK.search(_THE_DOCUMENT.sub(" ", text))
+    leans = _leans_back(_THE_DOCUMENT.sub(" ", text), find)
     if leans or not terms(text):
         # "Why would Japan say that?" asks the reason for the previous answer's claim.
         intent: Intent = (
@@ -167,6 +167,26 @@ def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> 
         )
         return Resolution(_carry(text, previous.standalone, find), intent, previous, shown)
     return Resolution(text, "new")
+
+
+# Pronouns that, after a name in the same question, refer to it: "When did Japan ban Huawei from its
+# ministries?", "Did Abe say he was targeting Huawei?". ("it"/"them" stay: "What did Japan say about it?")
+_INNER_PRONOUNS = frozenset({"its", "their", "theirs", "his", "her", "hers", "he", "she", "they"})
+_NAME = re.compile(r"(?<=\w )[A-Z][\w’'.-]*")
+
+
+def _leans_back(text: str, find: _Finder) -> bool:
+    """Whether ``text`` points back at the conversation (:data:`_POINTS_BACK`).
+
+    A pronoun of :data:`_INNER_PRONOUNS` does not when a name or country comes before it in
+    ``text`` itself.
+    """
+    for match in _POINTS_BACK.finditer(text):
+        before = text[: match.start()]
+        if match.group(0).lower() in _INNER_PRONOUNS and (_NAME.search(before) or find(before)):
+            continue
+        return True
+    return False
 
 
 def _shown_on_topic(turns: Sequence[Turn]) -> frozenset[Offsets]:

@@ -49,7 +49,7 @@ from assistant.config import REPO_ROOT, Settings
 
 TUNE_PATH = REPO_ROOT / "tests" / "data" / "tune.jsonl"
 # Share of answerable tune questions the threshold may decline (cross-validated). Saying "the essay does
-# not say" when it does is the worse error: the budget is the quality issue's target, at most 3 % of answerable questions.
+# not say" when it does is the worse error: the budget is the quality issue's target, at most 3 %.
 FALSE_REFUSAL_BUDGET = 0.03
 # Answers less sure than this share of answerable questions (out of fold) say they may not answer exactly.
 HEDGE_PRECISION = 0.9

@@ -33,6 +33,10 @@ def _turns(*questions: str) -> list[Turn]:
         ("When did Japan ban Huawei equipment?", "Is there any mention of Korea?"),
         ("Who is Jake Sullivan?", "What does this essay say about the Netherlands?"),
         ("Who is Jake Sullivan?", "Which official said that chips drive the economy?"),
+        # A pronoun after a name in the question itself refers to that name.
+        ("Who is Jake Sullivan?", "When did Japan ban Huawei equipment from its ministries?"),
+        ("Who is Jake Sullivan?", "Did Abe say he was targeting Huawei?"),
+        ("Who is Jake Sullivan?", "why did japan avoid naming china in their rules?"),
     ],
 )
 def test_a_question_that_does_not_lean_on_the_conversation_stands_alone(previous, question):
