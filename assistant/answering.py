@@ -451,8 +451,10 @@ class ExtractiveAnswerer:
             )
             # A strong candidate that lacks what the question's form asks for (a date for "when",
             # advice for "what should") would pad the answer: it joins only on its coverage.
-            strong = candidate.score >= self.join_strong * best.score and (
-                holds_kind(question.kind, self._text(candidate), question.names) is not False
+            strong = (
+                answer.enabled("strong_join")
+                and candidate.score >= self.join_strong * best.score
+                and holds_kind(question.kind, self._text(candidate), question.names) is not False
             )
             if question.kind == "why" and not strong:
                 continue

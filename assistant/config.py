@@ -26,6 +26,7 @@ MECHANISMS = {
     "explanation": "why-answers add the sentence giving the reason around the claim",
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
+    "strong_join": "a further sentence nearly as likely evidence as the best joins whatever it covers (join_strong)",
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
     "claimless": (
