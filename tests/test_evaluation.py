@@ -37,11 +37,11 @@ def report(assistant):
 @pytest.mark.integration
 def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
-    # Measured (docs/eval.md): key facts 79.8, false refusals 3.3 %, unanswerable declined 79.7 %, recall@5 94.7.
-    assert overall["key_fact_accuracy"] >= 75.0
-    assert overall["false_refusal_rate"] <= 6.0
-    assert overall["refusal_accuracy"] >= 72.0
-    assert overall["evidence_recall@5"] >= 90.0
+    # Measured (docs/eval.md): key facts 84.0, false refusals 2.8 %, unanswerable declined 79.7 %, recall@5 95.4.
+    assert overall["key_fact_accuracy"] >= 80.0
+    assert overall["false_refusal_rate"] <= 5.0
+    assert overall["refusal_accuracy"] >= 75.0
+    assert overall["evidence_recall@5"] >= 92.0
     assert overall["context_chars@5"] <= 2500
     assert overall["citation_validity"] == 100.0
     assert overall["sentences_cited"] == 100.0
@@ -109,12 +109,12 @@ def test_conversation_test_script_meets_the_gate(assistant):
 
     report = evaluate_conversations(assistant, load_conversations(DATA / "conversation_test.jsonl"))
     overall = report["overall"]
-    # Measured (docs/conversation.md): 49.4 % of 85 turns correct (43.5 before the conversation
+    # Measured (docs/conversation.md): 51.8 % of 85 turns correct (43.5 before the conversation
     # work), 0 unrelated questions hijacked by history (5 before), 0 repeated answers (13 before).
     assert overall["turns"] == 85
     assert overall["hijacked"] == 0
     assert overall["repeated"] == 0
-    assert overall["correct"] >= 44.0
+    assert overall["correct"] >= 47.0
 
 
 @pytest.mark.integration
