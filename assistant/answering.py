@@ -125,19 +125,14 @@ class ExtractiveAnswerer:
         )
         self.hedge_below = max(self.refusal_threshold, float(fitted.get("hedge_below", 0.0)))
         selection = self.reranker.fitted.get("selection", {})
-        self.join_ratio = (
-            settings.answer.join_ratio if settings.answer.join_ratio is not None else selection.get("join_ratio", 0.5)
-        )
-        self.join_coverage = (
-            settings.answer.join_coverage
-            if settings.answer.join_coverage is not None
-            else selection.get("join_coverage", 0.3)
-        )
-        self.join_strong = (
-            settings.answer.join_strong
-            if settings.answer.join_strong is not None
-            else selection.get("join_strong", 2.0)
-        )
+
+        def setting_or_fitted(name: str, default: float) -> float:
+            value = getattr(settings.answer, name)
+            return float(value if value is not None else selection.get(name, default))
+
+        self.join_ratio = setting_or_fitted("join_ratio", 0.5)
+        self.join_coverage = setting_or_fitted("join_coverage", 0.3)
+        self.join_strong = setting_or_fitted("join_strong", 2.0)  # absent from older fits: no strong joins
 
     @property
     def refusal_note(self) -> str:
