@@ -210,18 +210,21 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
     text = answerer.corpus.text
 
     # 1. Sentence evidence model, with the exemplar floor of the best cross-validated top-1.
+    labelled = []  # (question number, scored sentences, each one's label): the same for every floor
+    for number, (item, _question, scored) in enumerate(runs):
+        unanswerable = item.get("type") == "unanswerable"
+        spans = [] if unanswerable else gold_spans(text, item.get("evidence") or [])
+        if spans or unanswerable:  # else no gold evidence to label by (an instruction with no question in it)
+            labelled.append((number, scored, [int(is_evidence(s.span.start, s.span.end, spans)) for s in scored]))
+
     def sentence_rows(floor: float):
         rows, labels, groups = [], [], []
-        for number, (item, _question, scored) in enumerate(runs):
-            unanswerable = item.get("type") == "unanswerable"
-            spans = [] if unanswerable else gold_spans(text, item.get("evidence") or [])
-            if not spans and not unanswerable:
-                continue  # no gold evidence to label by (an instruction with no question in it)
+        for number, scored, sentence_labels in labelled:
             for s in scored:
                 s.features["exemplar_evidence"] = exemplar_evidence(s.features["exemplar_similarity"], floor)
                 rows.append([s.features[f] for f in SENTENCE_FEATURES])
-                labels.append(int(is_evidence(s.span.start, s.span.end, spans)))
-                groups.append(number)
+            labels += sentence_labels
+            groups += [number] * len(scored)
         return rows, labels, groups
 
     by_floor = {}

@@ -125,8 +125,8 @@ def holds_kind(kind: QuestionKind, text: str, known: tuple[str, ...] = ()) -> bo
     A date for ``date`` (or a time relative to another: "a year later"), a quantity for
     ``number``, a multi-word name for ``who``, a place ("in Nagasaki", "at the Brookings
     Institution") for ``where``, advice ("should", "must", "would be well served to") for
-    ``recommendation``. Words of ``known`` (the
-    question's own names) do not count: "Who introduced Sullivan?" is not answered by "Jake Sullivan".
+    ``recommendation``. Words of ``known`` (the question's own names) do not count: "Who
+    introduced Sullivan?" is not answered by "Jake Sullivan".
     """
     pattern = _ASKED_FOR.get(kind)
     if pattern is None:
@@ -216,6 +216,8 @@ def exemplar_margin(
     idea; the answerability model weighs it with the evidence features. ``similarities``, when
     given, is :func:`exemplar_similarities` of the same arguments (computed once per question).
     """
+    if not exemplars:
+        return 0.0
     if similarities is None:
         similarities = exemplar_similarities(query_vector, exemplars)
     if similarities is None:
@@ -565,7 +567,7 @@ class SentenceReranker:
         topicality = float(self.essay_centroid @ query_vector)
         exemplars = self.fitted.get("exemplars") if self.settings.answer.enabled("exemplars") else None
         to_exemplars = exemplar_similarities(query_vector, self.fitted.get("exemplars"))
-        margin = exemplar_margin(query_vector, exemplars, to_exemplars if exemplars else None)
+        margin = exemplar_margin(query_vector, exemplars, to_exemplars)
         lent = (
             self.exemplar_evidence(query_vector, to_exemplars)
             if self.settings.answer.enabled("exemplar_evidence")
