@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from assistant.patterns import expand_month_abbreviations
 from assistant.text import stem
 
 LEXICON_VERSION = 4  # bump when what is derived changes: the index is then stale and rebuilt
@@ -77,13 +78,14 @@ class Lexicon:
         "When does SOFA expire?" -> "When does Status of Forces Agreement expire?"; the
         corpus's own acronyms stay when it uses them in the text too.
         """
-        text = question
+        text = expand_month_abbreviations(question)  # "Dec. 2018": the corpus writes months out
+        text = _METONYM_PATTERN.sub(_metonym, text)
         if self._acronym_pattern is not None:
-            text = self._acronym_pattern.sub(lambda m: self.acronyms[m.group(0)], text)
+            text = self._acronym_pattern.sub(lambda m: _look_up(self.acronyms, m.group(0)), text)
             # Written with capitals inside ("DoD", "MoFA"): an acronym too; a plain word ("Mac") is not.
             text = _MIXED_CASE.sub(lambda m: self.acronyms.get(m.group(0).upper(), m.group(0)), text)
         if self._alias_pattern is not None:
-            text = self._alias_pattern.sub(lambda m: self.aliases[m.group(0)], text)
+            text = self._alias_pattern.sub(lambda m: _look_up(self.aliases, m.group(0)), text)
         return text
 
     @cached_property
@@ -103,12 +105,46 @@ class Lexicon:
         return found
 
 
+# Well-known metonyms of governments that are not their country's capital (capitals come from the country
+# list): "the Pentagon" for the U.S. Department of Defense, "The Hague" for the Dutch government. Matched
+# in any case ("the pentagon"); the first letter keeps the case it was written in.
+METONYMS = {
+    "the pentagon": "the Department of Defense",
+    "pentagon": "Department of Defense",
+    "the hague": "the Netherlands",
+    "foggy bottom": "the Department of State",
+    "kasumigaseki": "Japan",
+    "zhongnanhai": "China",
+}
+
+
 def _alternation(words: dict[str, str]) -> re.Pattern[str] | None:
-    """One pattern matching any key of ``words`` as a whole word, longest first; None if there are none."""
+    """One pattern matching any key of ``words`` as a whole word, longest first; None if there are none.
+
+    An apostrophe matches either form ("People's" and "People’s"): the corpus and the country
+    list write them differently, and so do people.
+    """
     if not words:
         return None
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    alternatives = "|".join(re.sub("['’]", "['’]", re.escape(w)) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w])")
+
+
+_METONYM_PATTERN = re.compile(
+    r"\b(?:" + "|".join(sorted(map(re.escape, METONYMS), key=len, reverse=True)) + r")\b", re.I
+)
+
+
+def _metonym(match: re.Match[str]) -> str:
+    found, name = match.group(0), METONYMS[match.group(0).lower()]
+    return name[0].upper() + name[1:] if found[0].isupper() else name
+
+
+def _look_up(words: dict[str, str], found: str) -> str:
+    """``words[found]``, where ``found`` may write an apostrophe the other way (see :func:`_alternation`)."""
+    if found in words:
+        return words[found]
+    return words.get(found.replace("’", "'")) or words[found.replace("'", "’")]
 
 
 def _initialisms(phrase: str) -> list[tuple[str, str]]:

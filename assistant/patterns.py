@@ -29,6 +29,21 @@ MONTHS: tuple[str, ...] = (
 )
 # The capitalised month names as an alternation, no boundaries: "January|February|…|December".
 MONTH_NAMES = "|".join(m.title() for m in MONTHS)
+# A month's abbreviation as people write dates ("Dec. 10, 2018", "dec 2018", "Sept. 2019"): with its period,
+# or before a number. Group 1 is the abbreviation; "May" has none.
+MONTH_ABBREVIATION = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)(?:\.|(?=\s+\d))", re.I)
+
+
+def expand_month_abbreviations(text: str) -> str:
+    """``text`` with month abbreviations (:data:`MONTH_ABBREVIATION`) written out: "Dec. 2018" -> "December 2018"."""
+
+    def full(match: re.Match[str]) -> str:
+        start = match.group(1).lower()[:3]
+        return next(m for m in MONTHS if m.startswith(start)).title()
+
+    return MONTH_ABBREVIATION.sub(full, text)
+
+
 # A year 1900..2099 as digits, no boundaries (to build patterns from).
 YEAR_DIGITS = r"(?:19|20)\d\d"
 # A year 1900..2099 as a word.

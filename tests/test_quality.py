@@ -55,6 +55,23 @@ def test_initials_come_from_names_not_from_quoted_titles():
 
 
 @pytest.mark.unit
+def test_dates_and_governments_are_read_as_people_write_them():
+    text = "In December 2018, China (the People’s Republic of China) and the Netherlands met the Department of Defense."
+    lexicon = Lexicon.from_corpus(text)
+    # Month abbreviations are written out; "May" is a month, not an abbreviation.
+    assert lexicon.normalise("What happened in Dec. 2018 and dec 10 2018?") == (
+        "What happened in December 2018 and December 10 2018?"
+    )
+    assert lexicon.normalise("Sept. 2019, May 2019") == "September 2019, May 2019"
+    # The country list writes "People's" with a straight apostrophe, the corpus with a curly one.
+    assert lexicon.normalise("the People’s Republic of China") == "the China"
+    # Governments by their seat, in any case.
+    assert lexicon.normalise("What did the pentagon and The Hague say?") == (
+        "What did the Department of Defense and Netherlands say?"
+    )
+
+
+@pytest.mark.unit
 def test_index_manifest_carries_the_corpus_lexicon(fake_assistant):
     manifest = fake_assistant._load().index.manifest
     assert manifest["lexicon"]["acronyms"]["APEC"] == "Asia Pacific Economic Cooperation"
