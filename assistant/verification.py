@@ -68,6 +68,7 @@ _CLAUSE_BREAK = re.compile(
 # A leading subordinate clause ("Because …, ", "Following …, ", "To …, ") is a claim of its own.
 _LEADING_CLAUSE = re.compile(
     r"^((?:Because|Since|As|After|Before|Following|Under|Amid|Despite|Although|Though|While|To|Having|Due to|"
+    r"Even if|If|Unless|Whether|Without|"
     r"In (?:exchange|return|response|retaliation|order)|Thanks to|Out of|Fearing|Seeking|Hoping|Wary)"
     r"\b[^,]{8,}?),\s+(?=\S)"
 )
@@ -104,7 +105,7 @@ _TRAILING_MOTIVE = re.compile(
 # A piece opened by one of these is a claim even when short (others under MIN_CLAIM_TERMS stay joined).
 _CAUSE_OPENING = re.compile(rf"^(?:{_CAUSE_CUES}|fearing|hoping|seeking|wanting|worried|concerned)\b", re.I)
 TRAILING = True  # mechanism switch (ablation): a trailing phrase of cause, motive or occasion is a claim of its own
-_CONDITION = re.compile(r"^((?:If|When|Although|Though|While|Because|As|Since|Unless|Whether)\b[^,]{5,}?),\s+")
+_CONDITION = re.compile(r"^((?:If|When|Although|Though|While|Because|As|Since|Unless|Whether)\b[^,]{5,}?),\s+", re.I)
 # Framing that attributes the sentence to the essay: not part of the claim.
 _FRAMING = re.compile(
     r"^(?:according to (?:the|this) (?:essay|author|article|piece)|(?:the|this) (?:essay|author|article|piece|writer)"
@@ -134,7 +135,7 @@ _ABSENT = frozenset(stem(w) for w in "missing absent lacking".split())  # these 
 NEGATION_SCOPE = True  # mechanism switch (ablation): a passage's negation counts for the words it governs
 _QUANTIFIER_KINDS = {
     "members": "all every each any entire whole universally",
-    "degree": "entirely completely totally wholly fully",
+    "degree": "entirely completely totally wholly fully full complete total",
     "time": "always invariably inevitably forever",
     "exclusive": "sole solely exclusively",
 }
@@ -174,7 +175,8 @@ _HEDGES = frozenset("reportedly allegedly apparently seemingly purportedly".spli
 # of them (or of :data:`_HEDGES`) in the claim keeps the hedge.
 _DEGREE = re.compile(
     r"\b(?:largely|broadly|mostly|mainly|partly|partially|in practice|on the surface|nearly|almost|generally|"
-    r"somewhat|fairly|relatively)\b",
+    r"somewhat|fairly|relatively)\b"
+    r"|\b(?:might|could|(?-i:may))\b",  # possibility: "may end up" is not "will end up" ("May" is a month)
     re.I,
 )
 HEDGE_DEGREE = True  # mechanism switch (ablation): degree hedges count as hedges
@@ -755,7 +757,9 @@ class CitationChecker:
             for c in clauses
         ):
             return "negation differs (the passage negates part of it)"
-        hedges = closest.hedges - claim.hedges
+        # "could" keeps a hedge in a claim, but a passage's "could" is as often a suggestion ("This gesture
+        # could include …") as a hedge: a claim may state the suggestion outright.
+        hedges = closest.hedges - claim.hedges - {"could"}
         if hedges and not claim.hedges:
             return f"drops the passage's {', '.join(sorted(hedges))}"
         have = frozenset().union(*(r.quantifiers for r, _ in readings))

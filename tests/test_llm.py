@@ -226,6 +226,21 @@ def chip_passages(assistant: Assistant) -> list:
             "largely framed through the lens",
             "drops the passage's largely",
         ),
+        # A possibility ("may end up") stated as a certainty.
+        (
+            "The United States has voiced fears that U.S. technology used in appliances abroad will end up in the "
+            "hands of the Chinese military.",
+            "could collect American",
+            "drops the passage's may",
+        ),
+        # A leading condition is a claim of its own: the main clause's negation is checked against the
+        # passage's main clause ("China can simply bypass"), not against the condition's "do not".
+        (
+            "Even if other countries do not institute similarly strict export controls, China cannot simply bypass "
+            "the United States to buy advanced chips from third-country suppliers.",
+            "China can simply bypass",
+            "negation differs",
+        ),
     ],
 )
 def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passage, why):
@@ -271,6 +286,35 @@ def test_look_alike_wrong_sentences_are_dropped(checker, assistant, text, passag
         (
             "The United States has voiced fears that Chinese technology could collect Americans' personal information.",
             "could collect American",
+        ),
+        # Dates and governments as people write them: "Dec. 2018", "the Pentagon", "The Hague", "the PRC".
+        (
+            "In Dec. 2018, Japan's government effectively prohibited its central government ministries and the "
+            "Self-Defense Forces from buying Huawei personal computers, servers, and telecommunications equipment.",
+            "In December 2018, the Japanese government",
+        ),
+        (
+            "In December 2017, the Trump administration prohibited the Pentagon from buying Huawei "
+            "telecommunications gear when it was a “substantial or essential component” of technology for nuclear "
+            "deterrence or homeland defense missions.",
+            "In December 2017, the Trump administration barred",
+        ),
+        (
+            "In January 2023, after meetings between the three countries, Tokyo and The Hague agreed in practice to "
+            "restrict exports of advanced chip-manufacturing equipment to the PRC.",
+            "both Japan and the Netherlands agreed in practice",
+        ),
+        # "complete" is a quantifier of the kind of the passage's "full".
+        (
+            "Although the United States and Japan are close allies, the essay cautions that their complete alignment "
+            "on China policy cannot simply be assumed.",
+            "full alignment on the two countries",
+        ),
+        # A leading "Without …" is a condition of its own, as the passage's "if … do not …" is.
+        (
+            "Without comparably strict export controls in other countries, the essay argues, China could just go "
+            "around the United States and buy advanced chips from third-country suppliers.",
+            "China can simply bypass",
         ),
     ],
 )
