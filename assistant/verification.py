@@ -13,7 +13,7 @@ For each sentence the LLM wrote:
    it passes the **agreement checks**: every number of the claim (digits or words, read with
    ``number-parser``), month, entity (names, organisations, countries through the corpus
    lexicon: "Tokyo", "Japanese" -> Japan), negation ("not", "refused", "no", … in the unit's
-   clause that matches the claim best), universal quantifier ("all", "only", "always", …) and
+   clause that matches the claim best), universal quantifier ("all", "entirely", "always", …) and
    the order of the actors (who did what to whom, unless one side is passive) must agree;
 4. then the support score of the unit for the claim,
    ``0.5 * max(0, cosine) + 0.5 * coverage`` (cosine: local embeddings of the claim and the
@@ -171,8 +171,8 @@ NAME_PARTS = True  # mechanism switch (ablation): a person's given name also nam
 CONTEXT_SENTENCES = 6  # how many sentences back a passage sentence's "he"/"it" may point (not tuned)
 ANAPHORA = True  # mechanism switch (ablation): earlier sentences' names count only for a sentence that refers back
 _HEDGES = frozenset("reportedly allegedly apparently seemingly purportedly".split())  # as written ("report" is none)
-# Degree hedges: a claim that drops the passage's ("largely framed" -> "framed") overgeneralises; any
-# of them (or of :data:`_HEDGES`) in the claim keeps the hedge.
+# Degree hedges and possibility: a claim that drops the passage's ("largely framed" -> "framed", "may end
+# up" -> "will end up") overgeneralises; any of them (or of :data:`_HEDGES`) in the claim keeps the hedge.
 _DEGREE = re.compile(
     r"\b(?:largely|broadly|mostly|mainly|partly|partially|in practice|on the surface|nearly|almost|generally|"
     r"somewhat|fairly|relatively)\b"
