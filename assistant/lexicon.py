@@ -12,8 +12,10 @@ manifest, so nothing here is specific to one essay:
   ("Japanese") and its upper-case codes and alternative names ("USA", "Holland"), each
   mapped to the country's name as the corpus writes it.
 
-:meth:`Lexicon.normalise` rewrites a question with these, and :meth:`Lexicon.term_aliases`
-maps stemmed terms ("japanes" -> "japan") so that coverage and BM25 meet either form.
+:meth:`Lexicon.normalise` rewrites a question with these (after writing out abbreviated months,
+"Dec. 2018", and the seats of government that are not capitals, :data:`METONYMS`: "the Pentagon",
+"The Hague"), and :meth:`Lexicon.term_aliases` maps stemmed terms ("japanes" -> "japan") so that
+coverage and BM25 meet either form.
 """
 
 from __future__ import annotations
