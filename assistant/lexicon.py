@@ -120,7 +120,7 @@ METONYMS = {
 }
 
 
-def _alternation(words: dict[str, str]) -> re.Pattern[str] | None:
+def _alternation(words: dict[str, str], flags: int = 0) -> re.Pattern[str] | None:
     """One pattern matching any key of ``words`` as a whole word, longest first; None if there are none.
 
     An apostrophe matches either form ("People's" and "People’s"): the corpus and the country
@@ -129,12 +129,10 @@ def _alternation(words: dict[str, str]) -> re.Pattern[str] | None:
     if not words:
         return None
     alternatives = "|".join(re.sub("['’]", "['’]", re.escape(w)) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w])")
+    return re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w])", flags)
 
 
-_METONYM_PATTERN = re.compile(
-    r"\b(?:" + "|".join(sorted(map(re.escape, METONYMS), key=len, reverse=True)) + r")\b", re.I
-)
+_METONYM_PATTERN = _alternation(METONYMS, re.I)
 
 
 def _metonym(match: re.Match[str]) -> str:
