@@ -90,3 +90,14 @@ CONTRAST = re.compile(
     r"not\b[^.;]{1,60}?\bbut|same cannot be said|goes both ways|by comparison)\b",
     re.I,
 )
+
+# --- what a question asks about ------------------------------------------------------------------
+
+# Asks about the essay's conclusion: "the conclusion", "how does it wrap up", "the last paragraph";
+# not "a foregone conclusion" or "cited in the conclusion" (where it only locates a detail). Any case.
+CONCLUSION = re.compile(
+    r"(?<!foregone )(?<!in the )\bconclusion\b|\b(?:closing|final|last) (?:section|paragraph|takeaway)s?\b|"
+    r"\bwrap(?:s|ped)? (?:it )?up\b|"
+    r"\bhow does (?:the |this )?(?:essay|article|piece|author|it) (?:end|close|conclude)\b",
+    re.I,
+)

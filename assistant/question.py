@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from assistant.errors import InvalidQuestionError
+from assistant.patterns import CONCLUSION
 from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
 from assistant.types import QuestionKind
 
@@ -33,7 +34,14 @@ _TYPES: list[tuple[QuestionKind, re.Pattern[str]]] = [  # first match wins; none
             re.I,
         ),
     ),
-    ("summary", re.compile(r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short)\b", re.I)),
+    (
+        "summary",
+        re.compile(
+            r"\b(main (argument|point|idea|claim)|thesis|summar\w*|overall|gist|in short|in a nutshell|tl;? ?dr|"
+            rf"recap|sum(s|med|ming)? (it |this |that |things )?up)\b|{CONCLUSION.pattern}",
+            re.I,
+        ),
+    ),
     ("compare", re.compile(r"\b(compare|comparison|contrast|differ\w*|versus|vs\.?|similar\w*)\b", re.I)),
     ("topic", re.compile(_TOPIC, re.I)),
     (

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus
 from assistant.lexicon import Lexicon
-from assistant.patterns import CONTRAST, RELATIVE_TIME, YEAR_DIGITS, YEAR_OR_MONTH
+from assistant.patterns import CONCLUSION, CONTRAST, RELATIVE_TIME, YEAR_DIGITS, YEAR_OR_MONTH
 from assistant.question import QuestionProfile
 from assistant.text import terms
 from assistant.types import Passage, QuestionKind, RetrievedPassage, ScoredSentence
@@ -104,6 +104,8 @@ _REFERENCE_NUMBER = re.compile(
     r"[(\[]?(\d{1,2})\b|[(\[](\d{1,2})[)\]])",
     re.I,
 )
+# A question about the introduction or the conclusion (these have no heading of their own to name).
+_INTRODUCTION_WORDS = re.compile(r"\b(intro(duction)?|opening (section|paragraphs?)|before the first heading)\b", re.I)
 
 
 def defines(term: str, text: str) -> bool:
@@ -352,20 +354,39 @@ class SentenceReranker:
         skip = {FRONT_MATTER, INTRODUCTION, "References"}
         return {s: frozenset(self.terms(s)) for s in self.corpus.sections if s not in skip}
 
+    def named_headings(self, question: QuestionProfile) -> set[str]:
+        """Sections whose heading a question names: all of its terms, or two of them.
+
+        Only when the question says "section" or asks for a summary ("summarize paths forward").
+        The author section only when it says "section": "the author's recommendations in a
+        nutshell" is about the essay. The introduction has no heading: see :meth:`named_sections`.
+        """
+        said = "section" in question.text.lower()
+        if not said and question.kind != "summary":
+            return set()
+        asked = set(question.terms)
+        return {
+            s
+            for s, ts in self.section_terms.items()
+            if ts and (ts <= asked or len(ts & asked) >= 2) and (said or s != self.author_section)
+        }
+
+    def asks_conclusion(self, question: QuestionProfile) -> bool:
+        """Whether the question asks about the essay's conclusion ("how does it wrap up", "the last paragraph")."""
+        return bool(CONCLUSION.search(question.text))
+
     def named_sections(self, question: QuestionProfile) -> set[str]:
         """Sections a question asks about.
 
-        It says "section" or asks for a summary, and names a heading (all of its terms, or two
-        of them); "introduction" and "conclusion" name the first and the last.
+        Those whose heading it names (:meth:`named_headings`); "introduction" ("intro", "the
+        opening section") names the first and "conclusion" the conclusion paragraph's.
         """
-        text = question.text.lower()
-        if "section" not in text and question.kind != "summary":
+        if "section" not in question.text.lower() and question.kind != "summary":
             return set()
-        asked = set(question.terms)
-        found = {s for s, ts in self.section_terms.items() if ts and (ts <= asked or len(ts & asked) >= 2)}
-        if re.search(r"\bintro(duction)?\b", text):
+        found = self.named_headings(question)
+        if _INTRODUCTION_WORDS.search(question.text):
             found.add(INTRODUCTION)
-        if re.search(r"\b(conclu\w*|closing|final section|last section)\b", text):
+        if self.asks_conclusion(question):
             conclusion = self.thesis_paragraphs[1]
             found |= {p.section for p in self.corpus.paragraphs if p.number == conclusion}
         return found

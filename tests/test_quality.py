@@ -72,6 +72,28 @@ def test_dates_and_governments_are_read_as_people_write_them():
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("tl;dr of this essay?", "summary"),
+        ("tldr of the 'Cooperating and Hedging' section?", "summary"),
+        ("sum up the section on U.S. technology controls", "summary"),
+        ("how does the essay wrap up", "summary"),
+        ("whats the conclusion of the essay basically", "summary"),
+        ("the author's recommendations in a nutshell?", "summary"),
+        # Not a request for a summary: another writer's conclusion, the idiom, a place in the essay.
+        ("what did the CIIS analyst conclude about japan's stance", "fact"),
+        ("Is alignment a foregone conclusion?", "fact"),
+        ("What chip generation does the partnership cited in the conclusion target?", "fact"),
+    ],
+)
+def test_people_ask_for_a_summary_in_many_words(text, kind):
+    from assistant.question import profile
+
+    assert profile(text).kind == kind
+
+
+@pytest.mark.unit
 def test_index_manifest_carries_the_corpus_lexicon(fake_assistant):
     manifest = fake_assistant._load().index.manifest
     assert manifest["lexicon"]["acronyms"]["APEC"] == "Asia Pacific Economic Cooperation"
@@ -124,6 +146,28 @@ def test_a_named_section_scopes_a_summary(assistant):
     result = assistant.answer("Summarize the section Paths Forward.")
     assert result.citations and {c.section for c in result.citations} == {"Paths Forward"}
     assert len(result.citations) >= 3
+
+
+@pytest.mark.integration
+def test_a_summary_quotes_the_part_of_the_essay_it_asks_about(assistant):
+    table = assistant._load().answerer.sentences
+    conclusion = assistant._load().answerer.reranker.thesis_paragraphs[1]
+    # The conclusion is its paragraph's opening and closing sentences, not the whole last section.
+    wrap_up = assistant.answer("how does the essay wrap up?")
+    assert {table.passage(r).paragraph for r in _cited_rows(table, wrap_up)} == {conclusion}
+    assert "foregone conclusion" in wrap_up.answer and "Continuous engagement" in wrap_up.answer
+    # The whole essay, as its introduction previews it: the argument and the problem it answers.
+    essay = assistant.answer("tl;dr of the whole essay?")
+    assert {c.section for c in essay.citations} == {"Introduction"}
+    assert "deepen its technological cooperation" in essay.answer and "cooperative prohibition" in essay.answer
+    # A section: each paragraph's topic sentence, then closing sentences while there is room.
+    section = assistant.answer("tldr of the 'Cooperating and Hedging' section?")
+    assert {c.section for c in section.citations} == {"Cooperating and Hedging: Japan’s Strategy"}
+    assert "followed the lead" in section.answer and "balancing act" in section.answer
+
+
+def _cited_rows(table, answer):
+    return [r for c in answer.citations for r in table.rows_within(c.start, c.end)]
 
 
 @pytest.mark.integration
