@@ -19,7 +19,10 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 MECHANISMS = {
     "lexicon": "questions read with the corpus's acronyms, metonyms and demonyms (assistant/lexicon.py)",
     "citation_graph": "reference entries footnoted by the best sentences join the candidates; reference-number lookups",
-    "section_scope": "a section the question names scopes the candidates",
+    "section_scope": (
+        "a section the question names scopes the candidates, and a summary's part of the essay (a section, the "
+        "conclusion)"
+    ),
     "lexical_candidates": "the sentences of the passages BM25 ranks best are scored wherever fusion ranked them",
     "heading_terms": "a sentence's terms include its section heading's ('About the Author' for 'He graduated…')",
     "paragraph_context": "a sentence's score sees how similar its paragraph as a whole is to the question",
