@@ -12,8 +12,10 @@ from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
 from assistant.types import QuestionKind
 
 _REFERENCE = re.compile(
-    r"\b(sources?|cites?|cited|citations?|references?|refs?|footnote\w*|bibliograph\w*|articles?|"
-    r"press (?:conference|release)s?|publish\w*|outlet|url|link)\b",
+    r"\b(sources?|sourced|cites?|cited|citations?|references?|refs?|footnote\w*|bibliograph\w*|articles?|"
+    r"press (?:conference|release)s?|(?:the|a|its|that) release|presser|headlines?|(?<!the )(?<!this )piece|"
+    r"newspaper|news agency|broadcaster|"
+    r"reported (?:it|this|that|on)|who reported|publish\w*|outlet|url|link)\b",
     re.IGNORECASE,
 )
 # "What does the essay say about X?": everything the essay says about a topic, across its sections.

@@ -94,6 +94,25 @@ def test_people_ask_for_a_summary_in_many_words(text, kind):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "about_sources"),
+    [
+        ("abe's comment: what date was the presser and what ban was he defending?", True),
+        ("the wang yi–kamikawa meeting: who reported it, and what did the headline say?", True),
+        ("the meetings are sourced to a law-firm piece. which firm?", True),
+        ("which bureau put out the release and on what exact day?", True),
+        # The essay itself, and a release of water, are not sources.
+        ("What is the full title of the piece?", False),
+        ("how much treated water did japan release from fukushima", False),
+    ],
+)
+def test_people_ask_about_sources_in_many_words(text, about_sources):
+    from assistant.question import profile
+
+    assert profile(text).wants_reference is about_sources
+
+
+@pytest.mark.unit
 def test_index_manifest_carries_the_corpus_lexicon(fake_assistant):
     manifest = fake_assistant._load().index.manifest
     assert manifest["lexicon"]["acronyms"]["APEC"] == "Asia Pacific Economic Cooperation"
