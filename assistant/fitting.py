@@ -61,7 +61,7 @@ HEDGE_PRECISION = 0.9
 C = 1.0  # inverse L2 strength (scikit-learn's default)
 FOLDS = 5
 # Candidate floors of the exemplar_evidence feature (cosine below which a tune question lends nothing);
-# the fit keeps the one of the best cross-validated top-1.
+# the fit keeps the one of the best cross-validated top-1, or of the most key facts among near ties.
 EXEMPLAR_FLOORS = (0.0, 0.5, 0.6, 0.7, 0.8)
 # Floors whose cross-validated top-1 is within this of the best are told apart by the answers instead: the
 # tune questions whose key facts the fitted answers hold (step 3). The top-1 of one floor ranged over 0.007
