@@ -11,6 +11,7 @@ import pytest
 
 from assistant.fitting import fit
 from assistant.lexicon import Lexicon
+from assistant.question import profile
 from assistant.reranking import FITTED_PATH, exemplar_margin, is_evidence, load_fitted
 from tests.helpers import DATA
 
@@ -88,8 +89,6 @@ def test_dates_and_governments_are_read_as_people_write_them():
     ],
 )
 def test_people_ask_for_a_summary_in_many_words(text, kind):
-    from assistant.question import profile
-
     assert profile(text).kind == kind
 
 
@@ -107,8 +106,6 @@ def test_people_ask_for_a_summary_in_many_words(text, kind):
     ],
 )
 def test_people_ask_about_sources_in_many_words(text, about_sources):
-    from assistant.question import profile
-
     assert profile(text).wants_reference is about_sources
 
 
