@@ -236,16 +236,17 @@ def fit(settings: Settings, tune_path: Path = TUNE_PATH) -> dict[str, Any]:
             groups += [number] * len(scored)
         return rows, labels, groups
 
-    by_floor = {}
+    by_floor, cv_by_floor = {}, {}
     for floor in EXEMPLAR_FLOORS:
         rows, labels, groups = sentence_rows(floor)
-        by_floor[floor] = top1(_cv_probabilities(rows, labels, groups), labels, groups)
+        cv_by_floor[floor] = _cv_probabilities(rows, labels, groups)
+        by_floor[floor] = top1(cv_by_floor[floor], labels, groups)
 
     def fit_with(floor: float) -> dict[str, Any]:
         """Steps 1-3 with the exemplar floor ``floor``."""
         rows, labels, groups = sentence_rows(floor)
         sentence = _fit(rows, labels)
-        sentence_cv = _cv_probabilities(rows, labels, groups)
+        sentence_cv = cv_by_floor[floor]
         fitted = dict(bootstrap)
         fitted["sentence"] = {
             "features": list(SENTENCE_FEATURES),

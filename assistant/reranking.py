@@ -108,6 +108,11 @@ _REFERENCE_NUMBER = re.compile(
 _INTRODUCTION_WORDS = re.compile(r"\b(intro(duction)?|opening (section|paragraphs?)|before the first heading)\b", re.I)
 
 
+def _asks_about_sections(question: QuestionProfile) -> bool:
+    """Whether a question may name sections: it says "section" or asks for a summary."""
+    return "section" in question.text.lower() or question.kind == "summary"
+
+
 def defines(term: str, text: str) -> bool:
     """Whether ``text`` introduces or defines ``term``.
 
@@ -362,7 +367,7 @@ class SentenceReranker:
         nutshell" is about the essay. The introduction has no heading: see :meth:`named_sections`.
         """
         said = "section" in question.text.lower()
-        if not said and question.kind != "summary":
+        if not _asks_about_sections(question):
             return set()
         asked = set(question.terms)
         return {
@@ -381,7 +386,7 @@ class SentenceReranker:
         Those whose heading it names (:meth:`named_headings`); "introduction" ("intro", "the
         opening section") names the first and "conclusion" the conclusion paragraph's.
         """
-        if "section" not in question.text.lower() and question.kind != "summary":
+        if not _asks_about_sections(question):
             return set()
         found = self.named_headings(question)
         if _INTRODUCTION_WORDS.search(question.text):
