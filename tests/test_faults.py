@@ -158,6 +158,22 @@ def _open_files() -> list[str]:
     return found
 
 
+def _same(got: dict, want: dict, key: str) -> bool:
+    """``got[key] == want[key]``, except that passage scores may differ by up to 1e-4.
+
+    A rebuild embeds the same passages again, and float sums need not repeat to the last bit
+    (BLAS kernels choose their blocking by thread count and memory alignment). Compared at the
+    answer's 6 decimal places, a score's last digit flipped in 1 of about 1,600 answers (CI, twice)
+    with the same passages, order, answer and citations.
+    """
+    if key != "passages":
+        return got[key] == want[key]
+    return len(got[key]) == len(want[key]) and all(
+        {**g, "score": 0} == {**w, "score": 0} and abs(g["score"] - w["score"]) <= 1e-4
+        for g, w in zip(got[key], want[key], strict=True)
+    )
+
+
 @pytest.mark.integration
 def test_rebuilds_while_serving_never_fail_a_question(own_index):
     """Two `index rebuild` processes run back to back while two threads keep asking questions."""
@@ -184,8 +200,8 @@ def test_rebuilds_while_serving_never_fail_a_question(own_index):
                 continue
             builds_seen.add(served._loaded.index.build)
             for key in ("answer", "citations", "passages"):
-                if got[key] != expected[question][key]:
-                    failures.append(f"different {key} for {question!r}")
+                if not _same(got, expected[question], key):
+                    failures.append(f"different {key} for {question!r}: {got[key]!r} != {expected[question][key]!r}")
             answered.append(question)
 
     threads = [threading.Thread(target=ask_forever, args=(n,)) for n in range(2)]
