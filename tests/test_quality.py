@@ -211,6 +211,9 @@ def test_a_year_or_country_the_quotes_contradict_is_said(assistant):
 def test_why_answer_gives_the_reason_not_only_the_claim(assistant):
     result = assistant.answer("Why is achieving cooperative prohibition no simple task?")
     assert "ecosystem" in result.answer or "geopolitical" in result.answer
+    # "since 2019" is a time, not a reason: the reason for "This was no coincidence." is the sentence after it.
+    result = assistant.answer("Why does the author say the Bluebook's wording change was 'no coincidence'?")
+    assert "agreed to revive the positive characterization" in result.answer
 
 
 @pytest.mark.integration
