@@ -723,10 +723,9 @@ class ExtractiveAnswerer:
         """The reason for an earlier answer's claim ("Why?"), if the sentences around it give one.
 
         The earlier answer's essay sentences are tried as the claim, best-scoring first: its reason
-        comes from :meth:`_explanation` (a claim is most often followed by its reason, marked
-        or not), else from the nearest sentence of its paragraph that gives one ("Japan's
-        justification also followed U.S. rationale: …"), and must be a sentence the earlier answer
-        did not quote. None when no claim has one.
+        comes from :meth:`_explanation`, else from the nearest sentence of its paragraph that gives
+        one ("Japan's justification also followed U.S. rationale: …"), and must be a sentence the
+        earlier answer did not quote. None when no claim has one.
         """
         shown = set(previous)
         ranked = {(s.span.start, s.span.end): s for s in reversed(scored)}
@@ -736,7 +735,7 @@ class ExtractiveAnswerer:
         )
         for claim in (c for c in claims if c.passage.kind == "essay"):
             reasons = [r for r in self._explanation(claim) if (r.span.start, r.span.end) not in shown]
-            if reasons:
+            if reasons and any(_CAUSAL.search(self._text(r)) or leans_on_previous(self._text(r)) for r in reasons):
                 return self._draft(self._in_reading_order(reasons), claim.score)
             paragraph = [
                 s
