@@ -443,6 +443,7 @@ def launch(
 
     from assistant import language
 
+    made = [folder for folder in _gradio_temp_folders() if not folder.exists()]
     app = create_app(assistant)
     started = time.perf_counter()
     assistant.answer(build_overview(load_corpus(assistant.settings.corpus_path)).suggestions[0])
@@ -474,8 +475,26 @@ def launch(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"Running on local URL: http://{shown}:{port}/", flush=True)
     if block:
-        _serve_until_interrupted(app)
+        try:
+            _serve_until_interrupted(app)
+        finally:
+            for folder in made:  # left empty by Gradio: nothing of this run stays in the temporary folder
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (another Gradio app's files), or already gone
+                    pass
     return app
+
+
+def _gradio_temp_folders() -> list[Path]:
+    """Gradio's temporary folder (``GRADIO_TEMP_DIR``) and the folder it makes in it for every app, inner first.
+
+    This app writes nothing there, but Gradio 6 creates ``vibe_edit_history`` in it with each app.
+    """
+    from gradio.route_utils import DEFAULT_TEMP_DIR
+
+    root = Path(DEFAULT_TEMP_DIR)
+    return [root / "vibe_edit_history", root]
 
 
 def _serve_until_interrupted(app: gr.Blocks) -> None:
