@@ -101,6 +101,12 @@ def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assist
     why = assistant.answer("Why?", history=[first])
     assert "third-country suppliers" in why.answer
     assert not {(c.start, c.end) for c in why.citations} & {(c.start, c.end) for c in first.citations}
+    # The README's example: the reason the essay gives, not the next event ("In March 2023, Japan once again…").
+    first = assistant.answer("When did the U.S. first restrict Huawei?")
+    second = assistant.answer("And Japan?", history=[first])
+    why = assistant.answer("Why?", history=[first, second])
+    assert why.standalone_question == "Why did Japan first restrict Huawei?"
+    assert "justification" in why.answer and "March 2023" not in why.answer
 
 
 @pytest.mark.integration
