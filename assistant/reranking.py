@@ -702,8 +702,8 @@ class SentenceReranker:
     ) -> list[RetrievedPassage]:
         """Reorder passages by their best sentence score, which becomes their ``rerank_score`` (0..1, 6 decimals).
 
-        The ``cited`` passages (those the answer quotes) come first, each with the best score of
-        all, so scores never increase down the list. Passages with no scored
+        The ``cited`` passages (those the answer quotes) come first, strongest evidence first, each
+        with the best score of all, so scores never increase down the list. Passages with no scored
         sentence follow, in fusion order, with score 0. Passages of scored sentences that
         retrieval did not return are added, with ``fused_score`` 0. ``fused_score`` is kept as
         retrieval gave it.
@@ -715,6 +715,6 @@ class SentenceReranker:
         for pid in sorted((best.keys() | cited) - by_id.keys()):  # sorted: ties keep one order whatever the hash seed
             by_id[pid] = RetrievedPassage(self.index.passages[pid], fused_score=0.0, dense=None, bm25=None)
         top = max(best.values(), default=0.0)
-        best |= {pid: top for pid in cited}
         ranked = sorted(by_id.values(), key=lambda r: (r.passage.id not in cited, -best.get(r.passage.id, -1.0)))
+        best |= {pid: top for pid in cited}
         return [replace(r, rerank_score=round(best.get(r.passage.id, 0.0), 6)) for r in ranked]

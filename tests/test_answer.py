@@ -253,6 +253,28 @@ def test_retrieval_gives_fused_scores_and_reranking_adds_rerank_scores(fake_assi
 
 
 @pytest.mark.unit
+def test_cited_passages_come_first_strongest_evidence_first(fake_assistant):
+    from dataclasses import replace
+
+    from assistant.retrieval import HybridRetriever
+
+    loaded = fake_assistant._load()
+    reranker = loaded.answerer.reranker
+    question = reranker.read("When did Japan ban Huawei equipment from its ministries?")
+    vector = loaded.chain.invoke({"question": question})["query_vector"]
+    retrieved = HybridRetriever(loaded.index, fake_assistant.settings, reranker.terms).retrieve(question, vector)
+    scored = reranker.score_sentences(question, vector, retrieved)
+    with_sentences = {s.passage.id for s in scored}
+    # The last two passages in retrieval order that have scored sentences: cited, the later one stronger.
+    weak, strong = [r.passage.id for r in retrieved if r.passage.id in with_sentences][-2:]
+    levels = {strong: 0.9, weak: 0.8}
+    scored = [replace(s, score=levels.get(s.passage.id, s.score / 10)) for s in scored]
+    ranked = reranker.rerank(retrieved, scored, cited={weak, strong})
+    assert [r.passage.id for r in ranked[:2]] == [strong, weak]
+    assert ranked[0].rerank_score == ranked[1].rerank_score >= ranked[2].rerank_score
+
+
+@pytest.mark.unit
 def test_bm25_over_postings_equals_rank_bm25_to_the_last_bit(fake_assistant):
     # The retriever scores only the passages holding each query term; rank-bm25 loops over all of them.
     loaded = fake_assistant._load()
