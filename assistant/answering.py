@@ -725,7 +725,9 @@ class ExtractiveAnswerer:
         The earlier answer's essay sentences are tried as the claim, best-scoring first: its reason
         comes from :meth:`_explanation`, else from the nearest sentence of its paragraph that gives
         one ("Japan's justification also followed U.S. rationale: …"), and must be a sentence the
-        earlier answer did not quote. None when no claim has one.
+        earlier answer did not quote. When no claim has a marked reason, the best claim's
+        :meth:`_explanation` even so (a claim is most often followed by its reason); None when it
+        has none.
         """
         shown = set(previous)
         ranked = {(s.span.start, s.span.end): s for s in reversed(scored)}
@@ -733,10 +735,13 @@ class ExtractiveAnswerer:
             (c for span in previous if (c := ranked.get(span) or self.sentence_at(span, 0.0)) is not None),
             key=lambda c: -c.score,
         )
+        unmarked: Draft | None = None
         for claim in (c for c in claims if c.passage.kind == "essay"):
             reasons = [r for r in self._explanation(claim) if (r.span.start, r.span.end) not in shown]
             if reasons and any(_CAUSAL.search(self._text(r)) or leans_on_previous(self._text(r)) for r in reasons):
                 return self._draft(self._in_reading_order(reasons), claim.score)
+            if reasons and unmarked is None:
+                unmarked = self._draft(self._in_reading_order(reasons), claim.score)
             paragraph = [
                 s
                 for row in self.sentences.paragraph_rows(claim.row)
@@ -747,7 +752,7 @@ class ExtractiveAnswerer:
                 position = self.sentences.position
                 nearest = min(paragraph, key=lambda s: abs(position(s.row) - position(claim.row)))
                 return self._draft([nearest], claim.score)
-        return None
+        return unmarked
 
     def mismatch(self, question: QuestionProfile, sentences: list[ScoredSentence]) -> str:
         """A note when the quoted sentences give another year or country than the question names.

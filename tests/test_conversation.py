@@ -136,6 +136,10 @@ def test_a_follow_up_never_repeats_the_previous_answer(assistant):
     first = assistant.answer("When did Japan ban Huawei equipment from its ministries?")
     again = assistant.answer("When did they do that?", history=[first])
     assert again.answer != first.answer
+    # "Why?" of a claim no sentence marks a reason for: the sentences around it, not the answer again.
+    first = assistant.answer("whats the conclusion of the essay")
+    why = assistant.answer("why does it say that?", history=[first])
+    assert why.citations and not {(c.start, c.end) for c in why.citations} & {(c.start, c.end) for c in first.citations}
 
 
 @pytest.mark.integration
