@@ -66,7 +66,7 @@ ANSWERABILITY_FEATURES = {
 
 _CAUSAL = re.compile(
     # "since" gives a reason, except before a time ("the first time … since 2019").
-    rf"\b(because|since(?! (?:the )?(?:\d|then\b|{'|'.join(MONTHS)}))|due to|reasons?|in order to|so that|so as to|"
+    rf"\b(because|since(?! (?:the )?(?:\d|then\b|{MONTH_NAMES}))|due to|reasons?|in order to|so that|so as to|"
     r"as a result|driven by|aims? to|"
     r"seeks? to|designed to|to (?:prevent|avoid|ensure|protect|maintain|stop|keep)|to (?:that|this) end|such that|"
     r"thereby|in an effort to|with the aim of|owing to|thanks to|stems? from|given that)\b",

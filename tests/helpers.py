@@ -41,13 +41,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds (a bound, not a measure)."""
+def poll_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds pass (a bound, not a measure).
+
+    Returns whether it became true.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not so after {timeout:g} s")
+            return False
         time.sleep(interval)
+    return True
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds (a bound, not a measure)."""
+    if not poll_until(condition, timeout, interval):
+        raise AssertionError(f"{what}: not so after {timeout:g} s")
 
 
 def copy_index(settings: Settings, target: Path, **updates: object) -> Settings:
