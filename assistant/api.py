@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from assistant import types
 from assistant.answering import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
-from assistant.conversation import Resolution, Turn, resolve, turns_from
+from assistant.conversation import Resolution, Turn, in_context, resolve, turns_from
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
 from assistant.language import english_only_message, foreign_language, proper_names
@@ -172,11 +172,14 @@ class Assistant:
         checker = CitationChecker(reranker, embedder, self.settings)
         return GenerativeAnswerer(LLMWriter(self.settings), checker, self.settings)
 
-    def _resolve(self, text: str, history: Sequence[str | types.Answer], loaded: _Loaded) -> Resolution:
-        """``text`` in its conversation (see :mod:`assistant.conversation`).
+    def _resolve(
+        self, text: str, history: Sequence[str | types.Answer], loaded: _Loaded
+    ) -> tuple[Resolution, Resolution | None]:
+        """``text`` in its conversation (see :mod:`assistant.conversation`), and its reading in context.
 
         A follow-up is made standalone by the LLM when one is configured (and its rewrite is
-        kept), else by rule.
+        kept), else by rule. The second reading (None unless ``text`` stands alone after earlier
+        turns) is :func:`assistant.conversation.in_context`, answered only if the first is declined.
         """
         countries = loaded.answerer.reranker.lexicon.aliases
 
@@ -185,11 +188,13 @@ class Assistant:
 
         turns = turns_from(history, by_rule)
         resolution = by_rule(text, turns)
+        if resolution.intent == "new":
+            return resolution, in_context(text, turns, countries=countries)
         if resolution.intent == "followup" and loaded.generator is not None:
             rewritten = self._rewrite(text, [t.standalone for t in turns], loaded.generator)
             if rewritten is not None:
-                return replace(resolution, standalone=rewritten)
-        return resolution
+                return replace(resolution, standalone=rewritten), None
+        return resolution, None
 
     def _rewrite(self, text: str, history: Sequence[str], generator: GenerativeAnswerer) -> str | None:
         """``text`` made standalone by the LLM, or None if it fails or answers instead of rewriting."""
@@ -208,6 +213,36 @@ class Assistant:
             except LLMError as exc:
                 log.info("LLM follow-up rewriting failed, using the rule-based one: %s", exc)
         return None
+
+    def _invoke(self, loaded: _Loaded, resolution: Resolution, length: Length) -> tuple[_Loaded, ChainState]:
+        """Run the chain for ``resolution``; returns the build it ran on and the chain's final state.
+
+        Raises:
+            AssistantError: As the chain raises it.
+
+        """
+        standalone = resolution.standalone
+        request: ChainState = {
+            "question": loaded.answerer.reranker.read(standalone),
+            "length": length,
+            "intent": resolution.intent,
+            "previous": resolution.previous.cited if resolution.previous else (),
+            "shown": resolution.shown,
+            "last": resolution.last.cited if resolution.last else (),
+            "last_answer": resolution.last.answer if resolution.last else "",
+        }
+        try:
+            return loaded, loaded.chain.invoke(request)
+        except AssistantError:
+            raise
+        except Exception:
+            # A rebuild may have removed the build under this question (e.g. on a Chroma
+            # server); if so, answer from the new build. Otherwise it is a real failure.
+            fresh = self._load()
+            if fresh is loaded:
+                raise
+            log.info("index changed during a question; answering it from build %s", fresh.index.build)
+            return fresh, fresh.chain.invoke(request | {"question": fresh.answerer.reranker.read(standalone)})
 
     def answer(
         self,
@@ -228,7 +263,8 @@ class Assistant:
                 a follow-up can then avoid repeating them, and "why?"/"tell me more"/"shorter"
                 work on what they quoted) or earlier questions as text. A question that leans on
                 them ("When did Japan do that?", "And the Netherlands?") is made standalone: by
-                the LLM when one is configured, else by rule; any other question stands alone.
+                the LLM when one is configured, else by rule; any other question stands alone unless
+                it is declined alone, then it is answered on the last turn's topic if that is not declined.
             id: Copied to ``Answer.id``.
             length: ``"short"`` (the key sentence), ``"normal"`` or ``"long"`` (twice the budget).
 
@@ -270,30 +306,14 @@ class Assistant:
                 build=loaded.index.build,
                 corpus=loaded.answerer.corpus,
             )
-        resolution = self._resolve(text, history, loaded)
+        resolution, in_context_reading = self._resolve(text, history, loaded)
+        loaded, state = self._invoke(loaded, resolution, length)
+        if state["refused"] and in_context_reading is not None:
+            # Declined alone, but it may lean on the conversation without a pronoun ("Which allies?").
+            loaded_in_context, state_in_context = self._invoke(loaded, in_context_reading, length)
+            if not state_in_context["refused"]:
+                loaded, state, resolution = loaded_in_context, state_in_context, in_context_reading
         standalone = resolution.standalone
-        request: ChainState = {
-            "question": loaded.answerer.reranker.read(standalone),
-            "length": length,
-            "intent": resolution.intent,
-            "previous": resolution.previous.cited if resolution.previous else (),
-            "shown": resolution.shown,
-            "last": resolution.last.cited if resolution.last else (),
-            "last_answer": resolution.last.answer if resolution.last else "",
-        }
-        try:
-            state = loaded.chain.invoke(request)
-        except AssistantError:
-            raise
-        except Exception:
-            # A rebuild may have removed the build under this question (e.g. on a Chroma
-            # server); if so, answer from the new build. Otherwise it is a real failure.
-            fresh = self._load()
-            if fresh is loaded:
-                raise
-            log.info("index changed during a question; answering it from build %s", fresh.index.build)
-            loaded = fresh
-            state = loaded.chain.invoke(request | {"question": loaded.answerer.reranker.read(standalone)})
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
         shown = {r.passage.id for r in retrieved}

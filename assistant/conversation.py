@@ -5,7 +5,8 @@ pronoun or demonstrative ("When did Japan do *that*?"), continues with a new sub
 ("*And* Japan?", "*What about* the Netherlands?"), has no content of its own ("When?"), or
 is a conversational request: "Why?" (the reason for the last answer's claim), "Tell me more"
 (evidence not yet shown) or "Shorter, please" (the one sentence carrying the key fact).
-Anything else stands alone, however short ("Who is Jake Sullivan?").
+Anything else stands alone, however short ("Who is Jake Sullivan?"); only if the essay does not
+answer it alone is it read on the last turn's topic (:func:`in_context`: "Starting when?").
 
 Follow-ups resolve against the previous turn's *resolved* (standalone) question, so a
 follow-up of a follow-up keeps the topic through any number of turns.
@@ -131,6 +132,21 @@ def resolve(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | 
     """
     resolution = _resolve(text, turns, countries or {})
     return replace(resolution, last=turns[-1]) if turns else resolution
+
+
+def in_context(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | None = None) -> Resolution | None:
+    """``text`` read as a follow-up of the last turn, for a question that stood alone but was declined.
+
+    "Which allies?" or "Who can submit?" carry no pronoun, yet the essay answers them only on the
+    conversation's topic. :class:`assistant.api.Assistant` answers this reading only when the
+    standalone one is declined, so a question the essay answers alone always stands alone.
+    None without earlier turns.
+    """
+    if not turns:
+        return None
+    previous = turns[-1]
+    find = _country_finder(tuple(sorted((countries or {}).items())))
+    return Resolution(_carry(text, previous.standalone, find), "followup", previous, _shown_on_topic(turns), previous)
 
 
 def _resolve(text: str, turns: Sequence[Turn], countries: Mapping[str, str]) -> Resolution:

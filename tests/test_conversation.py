@@ -95,6 +95,22 @@ def test_an_unrelated_question_is_not_answered_from_the_history(assistant):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("previous", "question", "expected"),
+    [
+        ("What did Japan announce in March 2023?", "Starting when?", "starting July 2023"),
+        ("What are the two case studies?", "Which company?", "Huawei"),
+    ],
+)
+def test_a_question_declined_alone_is_answered_on_the_conversations_topic(assistant, previous, question, expected):
+    # No pronoun leans back, but alone the essay does not answer it: read on the previous topic.
+    assert assistant.answer(question).refused
+    answer = assistant.answer(question, history=[assistant.answer(previous)])
+    assert not answer.refused and expected in answer.answer
+    assert answer.standalone_question.startswith(question) and answer.standalone_question != question
+
+
+@pytest.mark.integration
 def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assistant):
     first = assistant.answer("What did the success of U.S. controls hinge on?")
     assert "parallel rules" in first.answer
