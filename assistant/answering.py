@@ -638,7 +638,9 @@ class ExtractiveAnswerer:
         # Questions about the essay's argument or author are answered from its structure.
         structural = question.kind in ("summary", "author")
         notes = self.settings.answer.enabled("missing_note") and not structural
-        names = self.unknown(question)[0] if notes else []
+        # Names the essay never uses, less the abbreviations of names it does ("PM"): these notes must be true.
+        abbreviation = self.reranker.lexicon.abbreviation
+        names = [n for n in self.unknown(question)[0] if abbreviation(n) is None] if notes else []
         listed = " or ".join(f"“{n}”" for n in names[:3])
         if not scored or (not structural and answerability < self.refusal_threshold):
             # What is missing, when the question names it: "It never mentions “GDP”."

@@ -7,6 +7,10 @@ manifest, so nothing here is specific to one essay:
 
 * ``acronyms``: every "Full Name (ACRONYM)" the corpus spells out, and the initials of its
   capitalised multi-word names ("Asia-Pacific Economic Cooperation" -> "APEC");
+* ``names``: the corpus's capitalised names of two to four words ("Prime Minister", "World War
+  II"), and ``capitals``, the upper-case words it writes ("JET", "IBM"): an upper-case word the
+  corpus never writes may abbreviate one of its names by initials and inner letters ("PM", "PKU",
+  "WWII"; :meth:`Lexicon.abbreviation`), so an answer never says the essay does not mention it;
 * ``aliases``: for each country the corpus names (countryinfo's country list), its capital
   (the usual metonym for its government: Tokyo, Beijing, Washington), its demonym
   ("Japanese") and its upper-case codes and alternative names ("USA", "Holland"), each
@@ -22,19 +26,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from assistant.patterns import expand_month_abbreviations
-from assistant.text import stem
+from assistant.text import STOPWORDS, stem
 
-LEXICON_VERSION = 4  # bump when what is derived changes: the index is then stale and rebuilt
+LEXICON_VERSION = 5  # bump when what is derived changes: the index is then stale and rebuilt
 
 _SPELLED_OUT = re.compile(r"\b((?:[A-Z][\w’'-]*\s+(?:(?:of|and|the|for|on)\s+)?){1,7}[A-Z][\w’'-]*)\s+\(([A-Z]{2,8})\)")
 _CAPITALISED_PHRASE = re.compile(r"(?:[A-Z][\w’]*[ -]+(?:(?:of|and|the|for|on) +)?)+[A-Z][\w’]*")
 _MIXED_CASE = re.compile(r"(?<![\w.])(?=\w*[a-z])(?=[A-Za-z]*[A-Z][a-z]*[A-Z])[A-Za-z]{3,8}(?![\w])")
 _QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
 _CONNECTORS = frozenset({"of", "and", "the", "for", "on"})
+_UPPER_CASE_WORD = re.compile(r"(?<![\w.’'-])[A-Z]{2,6}(?![\w’'-])")
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,16 @@ class Lexicon:
         acronyms: Upper-case acronym -> the full name the corpus uses.
         aliases: Word or phrase as people write it -> the corpus's name for it; keys are
             matched case-sensitively on word boundaries.
+        names: Capitalised names of 2-4 words, outside quotation marks, not opening with a
+            stopword ("In March") nor ending with a possessive ("Prime Minister’s").
+        capitals: Upper-case words of 2-6 letters the corpus writes ("JET", "US").
 
     """
 
     acronyms: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    capitals: frozenset[str] = frozenset()
 
     @classmethod
     def from_corpus(cls, text: str) -> Lexicon:
@@ -64,15 +74,30 @@ class Lexicon:
                     initialisms.setdefault(initials, set()).add(name)
         # An initialism two names share ("SEC") is ambiguous: left as written.
         acronyms |= {initials: names.pop() for initials, names in initialisms.items() if len(names) == 1}
-        return cls(acronyms=dict(sorted(acronyms.items())), aliases=_country_aliases(text))
+        return cls(
+            acronyms=dict(sorted(acronyms.items())),
+            aliases=_country_aliases(text),
+            names=_names(text),
+            capitals=frozenset(_UPPER_CASE_WORD.findall(text)),
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Lexicon:
         data = data or {}
-        return cls(acronyms=dict(data.get("acronyms", {})), aliases=dict(data.get("aliases", {})))
+        return cls(
+            acronyms=dict(data.get("acronyms", {})),
+            aliases=dict(data.get("aliases", {})),
+            names=tuple(data.get("names", ())),
+            capitals=frozenset(data.get("capitals", ())),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"acronyms": self.acronyms, "aliases": self.aliases}
+        return {
+            "acronyms": self.acronyms,
+            "aliases": self.aliases,
+            "names": list(self.names),
+            "capitals": sorted(self.capitals),
+        }
 
     def normalise(self, question: str) -> str:
         """``question`` with acronyms spelled out and metonyms/demonyms replaced by the corpus's names.
@@ -97,6 +122,28 @@ class Lexicon:
     @cached_property
     def _alias_pattern(self) -> re.Pattern[str] | None:
         return _alternation(self.aliases)
+
+    def abbreviation(self, word: str) -> str | None:
+        """The name of :attr:`names` that upper-case ``word`` abbreviates, or None.
+
+        ``word`` abbreviates a name when it is, in order, each word's first letter followed by
+        none or more of that word's later letters (connectors may be skipped): "PM" -> "Prime
+        Minister", "PKU" -> "Peking University", "WWII" -> "World War II". Of several names, the
+        one using fewest later letters ("SDF": "Self Defense Forces", not "Self Defense"), and
+        None if that is a tie. None for a word the corpus writes itself (it
+        means what the corpus means by it), a stopword ("IT", "US") or an acronym it spells out.
+        """
+        if word in self.capitals or word.lower() in STOPWORDS or word in self.acronyms:
+            return None
+        if word not in self._abbreviations:
+            found = sorted((inner, name) for name in self.names if (inner := _abbreviates(word, name)) is not None)
+            unique = found and (len(found) == 1 or found[0][0] < found[1][0])
+            self._abbreviations[word] = found[0][1] if unique else None
+        return self._abbreviations[word]
+
+    @cached_property
+    def _abbreviations(self) -> dict[str, str | None]:
+        return {}
 
     def term_aliases(self) -> dict[str, str]:
         """Stemmed single-word alias -> stemmed corpus name ("japanes" -> "japan")."""
@@ -145,6 +192,51 @@ def _look_up(words: dict[str, str], found: str) -> str:
     if found in words:
         return words[found]
     return words.get(found.replace("’", "'")) or words[found.replace("'", "’")]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """The capitalised names of 2-4 words of ``text`` (see :attr:`Lexicon.names`), in first-seen order."""
+    found: dict[str, None] = {}
+    for phrase in _CAPITALISED_PHRASE.findall(_QUOTED.sub(" ", text)):
+        words = phrase.replace("-", " ").split()
+        for i, first in enumerate(words):
+            if first.lower() in STOPWORDS:
+                continue
+            for j in range(i + 1, min(len(words), i + 4)):
+                # "Prime Minister’s Office" names "Prime Minister", not "Prime Minister’s".
+                if words[j][0].isupper() and not re.search(r"['’]s$", words[j]):
+                    found[" ".join(words[i : j + 1])] = None
+    return tuple(found)
+
+
+def _abbreviates(word: str, name: str) -> int | None:
+    """How many later letters ``word`` takes from ``name``'s words, or None if it does not abbreviate it.
+
+    Each word of ``name`` but a connector gives its first letter, then any of its later letters in
+    order; a connector gives its first letter or nothing. Case is ignored.
+    """
+    letters = word.lower()
+    parts = [(w.lower(), w.lower() in _CONNECTORS) for w in name.split()]
+
+    @cache
+    def inner(i: int, k: int) -> int | None:
+        if k == len(parts):
+            return 0 if i == len(letters) else None
+        part, optional = parts[k]
+        options = []
+        if optional and (rest := inner(i, k + 1)) is not None:
+            options.append(rest)
+        if i < len(letters) and letters[i] == part[0]:
+            later, taken = iter(part[1:]), 0
+            while True:
+                if (rest := inner(i + 1 + taken, k + 1)) is not None:
+                    options.append(taken + rest)
+                if i + 1 + taken >= len(letters) or letters[i + 1 + taken] not in later:
+                    break
+                taken += 1
+        return min(options) if options else None
+
+    return inner(0, 0)
 
 
 def _initialisms(phrase: str) -> list[tuple[str, str]]:

@@ -56,6 +56,30 @@ def test_initials_come_from_names_not_from_quoted_titles():
 
 
 @pytest.mark.unit
+def test_abbreviations_the_corpus_never_writes_are_known_by_the_name_they_shorten():
+    text = (
+        "Then-Prime Minister Shinzo Abe spoke. He studies at Peking University, after World War II. "
+        "The JET Program hired him. In March, Foreign Minister Wang Yi met the Self Defense Forces."
+    )
+    lexicon = Lexicon.from_corpus(text)
+    # Initials, with a word's later letters ("PKU", "WWII").
+    assert [lexicon.abbreviation(w) for w in ("PM", "PKU", "WWII", "FM")] == [
+        "Prime Minister",
+        "Peking University",
+        "World War II",
+        "Foreign Minister",
+    ]
+    # The name using fewest later letters wins: "Self Defense Forces" (the E), not "Self Defense" (E and F).
+    assert lexicon.abbreviation("SDEF") == "Self Defense Forces"
+    # Two names abbreviated alike: neither.
+    assert Lexicon.from_corpus(f"{text} The Foreign Ministry agreed.").abbreviation("FM") is None
+    # Not a word the corpus writes itself ("JET"), a stopword ("IT"), a sentence opening ("In March": "IM"),
+    # or a word no name abbreviates ("CEO").
+    assert [lexicon.abbreviation(w) for w in ("JET", "IT", "IM", "CEO")] == [None] * 4
+    assert Lexicon.from_dict(lexicon.to_dict()) == lexicon
+
+
+@pytest.mark.unit
 def test_dates_and_governments_are_read_as_people_write_them():
     text = "In December 2018, China (the People’s Republic of China) and the Netherlands met the Department of Defense."
     lexicon = Lexicon.from_corpus(text)
@@ -196,6 +220,10 @@ def test_a_name_the_essay_never_mentions_is_named(assistant):
     assert not partly.refused
     assert partly.answer.startswith("The essay does not mention “Gazprom”; what it says:")
     assert "December 2018" in partly.answer
+    # An abbreviation of a name the essay uses is not a name it never mentions.
+    abbreviated = assistant.answer("Which Japanese PM got asked about the Huawei ban?")
+    assert not abbreviated.refused and "Shinzo Abe" in abbreviated.answer
+    assert "mention" not in abbreviated.answer.split("[1]")[0], abbreviated.answer
 
 
 @pytest.mark.integration
