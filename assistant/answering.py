@@ -77,6 +77,12 @@ _REASON_GIVEN = re.compile(
     rf"{_CAUSAL.pattern}|\b(justif\w*|rationale|motivat\w*|in response to|out of concern|concerns?)\b", re.I
 )
 _TITLE = re.compile(r"\b(title|called|named)\b", re.I)
+# Asks which claim a source backs: "What claim is the Politico piece used for?", "What does the essay cite X for?"
+# (not "Which outlet is cited for the attack?", which asks for the source).
+_CITED_FOR = re.compile(
+    r"\b(?:(?:what|which) (?:claims?|statements?|points?)\b|(?:used|cited?|cites|citing)(?: [\w’'-]+){0,6} for\W*$)",
+    re.I,
+)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 
@@ -405,10 +411,14 @@ class ExtractiveAnswerer:
             chosen.append(after)
         if best.passage.kind == "reference" and answer.enabled("citation_graph"):
             # The citation graph, reference -> essay: the best sentence citing this entry (any score
-            # when the question names the entry's number: "what is reference 9 cited for?").
-            named = bool(self.reranker.reference_numbers(question))
+            # when the question names the entry's number, "what is reference 9 about?", or asks what
+            # the entry is cited for, "What claim is the Politico piece used for?").
+            cited_for = bool(_CITED_FOR.search(question.text))
+            named = bool(self.reranker.reference_numbers(question)) or cited_for
             rows = {row for number in best.passage.refs for row in self.sentences.citing_rows(number)}
             citing = next((c for c in scored[1:] if c.row in rows), None)
+            if citing is None and cited_for and rows:  # not a retrieval candidate: the first citing sentence
+                citing = self._row(min(rows, key=self.sentences.position), best.score)
             if citing is not None and (named or citing.score >= self.join_ratio * best.score):
                 chosen.append(citing)
         if best.passage.kind == "reference" and (matched := self.reranker.reference_matches(question)):

@@ -176,6 +176,21 @@ def test_reference_number_walks_the_citation_graph_both_ways(assistant):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("asked", "number", "claim_words"),
+    [
+        ("What claim is the Politico piece used for?", 24, "presidential election"),  # named by its outlet
+        ("What does the essay cite the Mayer Brown piece for?", 7, "January 2023"),
+    ],
+)
+def test_an_entry_named_by_its_outlet_walks_to_the_claim_it_backs(assistant, asked, number, claim_words):
+    result = assistant.answer(asked)
+    essay = [c for c in result.citations if c.passage_id.startswith("essay-")]
+    assert essay and claim_words in essay[0].quote
+    assert f"ref-{number:02d}" in {c.passage_id for c in result.citations}
+
+
+@pytest.mark.integration
 def test_an_outlet_walks_to_all_its_entries(assistant):
     result = assistant.answer("Which of the cited sources come from Reuters?")
     assert {c.passage_id for c in result.citations} >= {"ref-04", "ref-10", "ref-20"}
