@@ -83,6 +83,12 @@ _CITED_FOR = re.compile(
     r"\b(?:(?:what|which) (?:claims?|statements?|points?)\b|(?:used|cited?|cites|citing)(?: [\w’'-]+){0,6} for\W*$)",
     re.I,
 )
+# Asks for what only a table or figure holds, not what the text says it shows.
+_ARTIFACT_CONTENTS = re.compile(
+    r"\b(columns?|rows?|headings?|headers?|cells?|values?|entries|entry|numbers?|data|percent\w*|how many|"
+    r"caption|labels?|axis|axes|units?|source of the (?:table|figure))\b",
+    re.I,
+)
 _ABOUT_DOCUMENT = re.compile(r"\b(title|titled|headline|author|byline|wrote|written|writer)\b", re.I)
 _THESIS = re.compile(r"\b(main (argument|point|idea|claim)|thesis|argue|arguing)\b", re.I)
 
@@ -604,13 +610,19 @@ class ExtractiveAnswerer:
     def _description(
         self, artifact: str, question: QuestionProfile, scored: list[ScoredSentence]
     ) -> ScoredSentence | None:
-        """The sentence mentioning ``artifact`` if it covers the rest of the question, else None.
+        """The sentence mentioning ``artifact``, unless the question asks for what only the artifact holds.
 
-        "What does Table 1 show?" is answered by "Table 1 shows…"; "What columns does it use?" is not.
+        "What does Table 1 show?", "What is Table 1 supposed to compare?" are answered by "Table 1
+        shows…"; "What columns does it use?", "How many rows?" are not, unless the sentence covers
+        at least half the rest of the question (IDF-weighted).
         """
-        rest = self.reranker.question_terms(question) - set(self.reranker.terms(artifact))
         mentions = [s for s in scored if artifact in self._text(s)]
-        if rest and mentions and self.reranker.coverage(rest, mentions[0].terms) >= 0.5:
+        if not mentions:
+            return None
+        rest = self.reranker.question_terms(question) - set(self.reranker.terms(artifact))
+        if not _ARTIFACT_CONTENTS.search(question.text) or (
+            rest and self.reranker.coverage(rest, mentions[0].terms) >= 0.5
+        ):
             return mentions[0]
         return None
 

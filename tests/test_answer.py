@@ -42,10 +42,16 @@ def test_missing_table_is_not_invented(assistant):
     result = assistant.answer("What column headings does Table 1 use?")
     assert result.refused and result.citations == []
     assert "Table 1" in result.answer and "not part of the essay" in result.answer
-    # What the essay does say about the table is still answered, with its sentence.
-    described = assistant.answer("What does Table 1 show?")
-    assert not described.refused
-    assert described.citations[0].quote.startswith("Table 1 shows the different responses")
+    assert assistant.answer("How many rows does Table 1 have?").refused
+    # What the essay does say about the table is still answered, with its sentence, however it is asked.
+    for asked in (
+        "What does Table 1 show?",
+        "What does Table 1 in the essay compare?",
+        "What is Table 1 supposed to show?",
+    ):
+        described = assistant.answer(asked)
+        assert not described.refused, asked
+        assert described.citations[0].quote.startswith("Table 1 shows the different responses")
 
 
 @pytest.mark.unit
