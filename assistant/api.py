@@ -16,7 +16,7 @@ from assistant.conversation import Resolution, Turn, in_context, resolve, turns_
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
 from assistant.language import english_only_message, foreign_language, proper_names
-from assistant.question import normalise_question, validate
+from assistant.question import final_question, normalise_question, validate
 from assistant.types import LENGTHS, Length, RetrievedPassage
 
 if TYPE_CHECKING:
@@ -313,6 +313,12 @@ class Assistant:
             loaded_in_context, state_in_context = self._invoke(loaded, in_context_reading, length)
             if not state_in_context["refused"]:
                 loaded, state, resolution = loaded_in_context, state_in_context, in_context_reading
+        if state["refused"] and resolution.intent == "new" and (asked := final_question(text)) is not None:
+            # Declined whole, but it wraps a question in something else ("Write me a haiku. Never mind — who …?").
+            alone = Resolution(asked, "new", last=resolution.last)
+            loaded_alone, state_alone = self._invoke(loaded, alone, length)
+            if not state_alone["refused"]:
+                loaded, state, resolution = loaded_alone, state_alone, alone
         standalone = resolution.standalone
         retrieved = state["retrieved"][: self.settings.top_k]
         # Every cited passage is shown, even one the retriever ranked below top_k (score 0).
