@@ -189,7 +189,8 @@ class Assistant:
         turns = turns_from(history, by_rule)
         resolution = by_rule(text, turns)
         if resolution.intent == "new":
-            return resolution, in_context(text, turns, countries=countries)
+            names = proper_names(loaded.answerer.corpus.text)
+            return resolution, in_context(text, turns, countries=countries, names=names)
         if resolution.intent == "followup" and loaded.generator is not None:
             rewritten = self._rewrite(text, [t.standalone for t in turns], loaded.generator)
             if rewritten is not None:
@@ -263,8 +264,9 @@ class Assistant:
                 a follow-up can then avoid repeating them, and "why?"/"tell me more"/"shorter"
                 work on what they quoted) or earlier questions as text. A question that leans on
                 them ("When did Japan do that?", "And the Netherlands?") is made standalone: by
-                the LLM when one is configured, else by rule; any other question stands alone unless
-                it is declined alone, then it is answered on the last turn's topic if that is not declined.
+                the LLM when one is configured, else by rule; any other question stands alone, unless
+                it is declined alone and names nothing of its own: then it is answered on the last
+                turn's topic if that is not declined.
             id: Copied to ``Answer.id``.
             length: ``"short"`` (the key sentence), ``"normal"`` or ``"long"`` (twice the budget).
 

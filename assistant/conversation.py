@@ -6,7 +6,8 @@ pronoun or demonstrative ("When did Japan do *that*?"), continues with a new sub
 is a conversational request: "Why?" (the reason for the last answer's claim), "Tell me more"
 (evidence not yet shown) or "Shorter, please" (the one sentence carrying the key fact).
 Anything else stands alone, however short ("Who is Jake Sullivan?"); only if the essay does not
-answer it alone is it read on the last turn's topic (:func:`in_context`: "Starting when?").
+answer it alone, and it names nothing of its own, is it read on the last turn's topic
+(:func:`in_context`: "Starting when?").
 
 Follow-ups resolve against the previous turn's *resolved* (standalone) question, so a
 follow-up of a follow-up keeps the topic through any number of turns.
@@ -134,15 +135,25 @@ def resolve(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | 
     return replace(resolution, last=turns[-1]) if turns else resolution
 
 
-def in_context(text: str, turns: Sequence[Turn], *, countries: Mapping[str, str] | None = None) -> Resolution | None:
+def in_context(
+    text: str,
+    turns: Sequence[Turn],
+    *,
+    countries: Mapping[str, str] | None = None,
+    names: frozenset[str] = frozenset(),
+) -> Resolution | None:
     """``text`` read as a follow-up of the last turn, for a question that stood alone but was declined.
 
-    "Which allies?" or "Who can submit?" carry no pronoun, yet the essay answers them only on the
+    "Which allies?" or "Starting when?" carry no pronoun, yet the essay answers them only on the
     conversation's topic. :class:`assistant.api.Assistant` answers this reading only when the
     standalone one is declined, so a question the essay answers alone always stands alone.
-    None without earlier turns.
+    None without earlier turns, and for a question that names something of its own (a word of
+    ``names``, the corpus's lower-cased proper names, or a country): "Who is Yoko Kamikawa?" is
+    about her, answered or declined, never about the previous topic.
     """
-    if not turns:
+    if not turns or {w.lower() for w in words(text)} & names:
+        return None
+    if _country_finder(tuple(sorted((countries or {}).items())))(text):
         return None
     previous = turns[-1]
     find = _country_finder(tuple(sorted((countries or {}).items())))

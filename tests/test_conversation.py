@@ -111,6 +111,14 @@ def test_a_question_declined_alone_is_answered_on_the_conversations_topic(assist
 
 
 @pytest.mark.integration
+def test_a_declined_question_that_names_something_stays_declined(assistant):
+    # It is about what it names, answered or not: never read on the previous topic.
+    first = assistant.answer("What did Japan announce in March 2023?")
+    answer = assistant.answer("Who is Yasutoshi Nishimura's deputy?", history=[first])
+    assert answer.refused and answer.standalone_question == "Who is Yasutoshi Nishimura's deputy?"
+
+
+@pytest.mark.integration
 def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assistant):
     first = assistant.answer("What did the success of U.S. controls hinge on?")
     assert "parallel rules" in first.answer
