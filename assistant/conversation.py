@@ -151,12 +151,10 @@ def in_context(
     ``names``, the corpus's lower-cased proper names, or a country): "Who is Yoko Kamikawa?" is
     about her, answered or declined, never about the previous topic.
     """
-    if not turns or {w.lower() for w in words(text)} & names:
-        return None
-    if _country_finder(tuple(sorted((countries or {}).items())))(text):
+    find = _country_finder(tuple(sorted((countries or {}).items())))
+    if not turns or {w.lower() for w in words(text)} & names or find(text):
         return None
     previous = turns[-1]
-    find = _country_finder(tuple(sorted((countries or {}).items())))
     return Resolution(_carry(text, previous.standalone, find), "followup", previous, _shown_on_topic(turns), previous)
 
 

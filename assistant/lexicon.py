@@ -129,9 +129,9 @@ class Lexicon:
         ``word`` abbreviates a name when it is, in order, each word's first letter followed by
         none or more of that word's later letters (connectors may be skipped): "PM" -> "Prime
         Minister", "PKU" -> "Peking University", "WWII" -> "World War II". Of several names, the
-        one using fewest later letters ("SDF": "Self Defense Forces", not "Self Defense"), and
-        None if that is a tie. None for a word the corpus writes itself (it
-        means what the corpus means by it), a stopword ("IT", "US") or an acronym it spells out.
+        one using fewest later letters ("SDEF": "Self Defense Forces", not "Self Defense"); None
+        if that is a tie, and for a word the corpus writes itself (it means what the corpus means
+        by it), a stopword ("IT", "US") or an acronym the lexicon spells out.
         """
         if word in self.capitals or word.lower() in STOPWORDS or word in self.acronyms:
             return None

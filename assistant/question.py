@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from assistant.corpus import split_sentences
 from assistant.errors import InvalidQuestionError
 from assistant.patterns import CONCLUSION
 from assistant.text import QUESTION_FORM, STOPWORDS, stem, terms, words
@@ -233,8 +234,6 @@ def final_question(text: str) -> str | None:
     at most three words) and is not the whole message. Used only when the whole message is
     declined (:class:`assistant.api.Assistant`), so a question with context before it is read whole.
     """
-    from assistant.corpus import split_sentences
-
     spans = split_sentences(text)
     if not spans:
         return None

@@ -109,7 +109,7 @@ def test_conversation_test_script_meets_the_gate(assistant):
 
     report = evaluate_conversations(assistant, load_conversations(DATA / "conversation_test.jsonl"))
     overall = report["overall"]
-    # Measured (docs/conversation.md): 51.8 % of 85 turns correct (43.5 before the conversation
+    # Measured (docs/conversation.md): 56.5 % of 85 turns correct (43.5 before the conversation
     # work), 0 unrelated questions hijacked by history (5 before), 0 repeated answers (13 before).
     assert overall["turns"] == 85
     assert overall["hijacked"] == 0
