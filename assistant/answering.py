@@ -392,7 +392,10 @@ class ExtractiveAnswerer:
         if question.kind == "definition":
             best = next((s for s in scored if defines(question.subject, self._text(s))), best)
         if question.kind == "summary":
-            return self._summary(question, scored) or [best]
+            summary = self._summary(question, scored)
+            if answer.enabled("claimless"):  # its sentences come by position, so filter them here too
+                summary = [s for s in summary if self._states_something(question, s)] or summary
+            return summary or [best]
         if question.kind == "author":
             # The byline (last sentence of paragraph 0), then the best sentence about the author.
             byline = sorted((s for s in scored if s.passage.section == FRONT_MATTER), key=lambda s: s.span.start)
