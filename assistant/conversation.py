@@ -147,12 +147,17 @@ def in_context(
     "Which allies?" or "Starting when?" carry no pronoun, yet the essay answers them only on the
     conversation's topic. :class:`assistant.api.Assistant` answers this reading only when the
     standalone one is declined, so a question the essay answers alone always stands alone.
-    None without earlier turns, and for a question that names something of its own (a word of
-    ``names``, the corpus's lower-cased proper names, or a country): "Who is Yoko Kamikawa?" is
-    about her, answered or declined, never about the previous topic.
+    None without earlier turns, after a turn whose answer quoted nothing (a declined turn sets no
+    topic; a turn given as text only is taken as answered), and for a
+    question that names something of its own (a capitalised word after its first, a word of
+    ``names``, the corpus's lower-cased proper names, or a country): "Who is Yoko Kamikawa?" and
+    "What did Gazprom do?" are about what they name, answered or declined, never about the
+    previous topic.
     """
     find = _country_finder(tuple(sorted((countries or {}).items())))
-    if not turns or {w.lower() for w in words(text)} & names or find(text):
+    if not turns or (turns[-1].answer and not turns[-1].cited) or _NAME.search(text) or find(text):
+        return None
+    if {w.lower() for w in words(text)} & names:
         return None
     previous = turns[-1]
     return Resolution(_carry(text, previous.standalone, find), "followup", previous, _shown_on_topic(turns), previous)

@@ -116,6 +116,11 @@ def test_a_declined_question_that_names_something_stays_declined(assistant):
     first = assistant.answer("What did Japan announce in March 2023?")
     answer = assistant.answer("Who is Yasutoshi Nishimura's deputy?", history=[first])
     assert answer.refused and answer.standalone_question == "Who is Yasutoshi Nishimura's deputy?"
+    # A name the essay never uses is still a name; and a declined turn sets no topic to read it on.
+    declined = assistant.answer("What is the GDP of Japan?")
+    after = assistant.answer("What did Gazprom do?", history=[declined])
+    assert after.refused and after.standalone_question == "What did Gazprom do?"
+    assert assistant.answer("Starting when?", history=[declined]).refused
 
 
 @pytest.mark.integration
@@ -224,6 +229,14 @@ def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
     paragraphs = {c.passage_id.split("-")[1] for c in answer.citations}
     assert len(paragraphs) >= 4
     assert {c.section for c in answer.citations} == {"Cooperating and Hedging: Japan’s Strategy"}
+
+
+@pytest.mark.integration
+def test_a_summary_quotes_no_question_of_the_essay(assistant):
+    # "What exactly did Sullivan mean?" opens an introductory paragraph but states nothing.
+    answer = assistant.answer("Summarize the essay")
+    assert len(answer.citations) >= 3
+    assert not any(c.quote.rstrip('”’" ').endswith("?") for c in answer.citations)
 
 
 @pytest.mark.integration
