@@ -52,9 +52,12 @@ _CONTINUES = re.compile(
 _POINTS_BACK = re.compile(
     r"\b(it|its|it’s|it's|they|them|their|theirs|he|him|his|she|hers|this|these|those|then|the same|"
     r"the latter|the former|such)\b|\bthat\b(?=\s*(?:[?.!,]|$|\b(?:happen\w*|mean\w*|policy|decision|ban|rule|"
-    r"move|step|measure|statement|speech|meeting|one|country|company|law|term|report)\b))"
+    r"move|step|measure|statement|speech|meeting|one|country|company|law|term|report|phrase|line|quote|word|claim|"
+    r"point|idea|thing|part|bit|deal|agreement|incident|plan|remark|comment|event|visit|tho|though|again|exactly|"
+    r"really|anyway|now|important|true|right)\b))"
     r"|\b(?:do|did|does|about|with|by|after|before|of|for|to|on) that\b"
-    r"|^\W*(?:\w+ )?(?:is|was|are|were|does|did) that\b",
+    # "is that …", "why's that …", "why'd that …", "n thats …": a question opening on "that".
+    r"|^\W*(?:[\w]+(?:['’](?:s|d))? )?(?:(?:is|was|are|were|does|did|do) )?that(?:['’]?s)?\b",
     re.I,
 )
 # "this essay", "it say" point at the document, not at an earlier turn.

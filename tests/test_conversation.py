@@ -45,6 +45,26 @@ def test_a_question_that_does_not_lean_on_the_conversation_stands_alone(previous
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        # "that" as a pronoun, after a contraction or before a filler or noun, points back ...
+        ("why's that important", "why"),
+        ("why say that tho", "why"),
+        ("why'd that phrase come back", "why"),
+        ("n thats which kind of coop", "followup"),
+        ("is that line true?", "followup"),
+        # ... "that" opening a clause does not.
+        ("Did the essay say that Japan named China?", "new"),
+        ("Which rule says that companies need approval?", "new"),
+    ],
+)
+def test_that_points_back_only_as_a_pronoun(question, intent):
+    previous = Turn("What does the Bluebook say?", "What does the Bluebook say?", cited=((10, 20),))
+    assert resolve(question, [previous], countries=COUNTRIES).intent == intent
+
+
+@pytest.mark.unit
 def test_follow_ups_resolve_through_any_number_of_turns():
     turns = _turns("When did the United States ban Huawei?", "When did Japan do that?")
     # The second turn was itself a follow-up: its country replaced the first one's, its topic carried.
