@@ -63,6 +63,7 @@ _POINTS_BACK = re.compile(
 # "this essay", "it say" point at the document, not at an earlier turn.
 _THE_DOCUMENT = re.compile(
     r"\b(?:this|the) (?:essay|article|piece|text|paper|author)\b|\bdoes (?:it|the essay) (?:say|mention|discuss)\b|"
+    r"\bwho (?:wrote|authored|is behind) (?:it|this)\b|"
     rf"\bthis (?:year|month|week|spring|summer|fall|autumn|winter|{'|'.join(MONTHS)})\b",  # "this July": a date
     re.I,
 )

@@ -22,7 +22,10 @@ _SECTIONS = re.compile(
     rf"\b(?:sections|headings|parts|chapters) (?:of|in|does|do|has) {_DOCUMENT}\b|"
     rf"\b{_DOCUMENT}(?:[’']s)? (?:sections|headings|parts|chapters)\b|"
     r"\bhow many (?:sections|headings|parts|chapters)\b|\b(?:list|name) (?:the|its|all) (?:sections|headings)\b|"
-    rf"\bhow is {_DOCUMENT} (?:organi[sz]ed|structured|laid out)\b|\b(?:outline|structure) of {_DOCUMENT}\b",
+    rf"\bhow is {_DOCUMENT} (?:organi[sz]ed|structured|laid out)\b|\b(?:outline|structure) of {_DOCUMENT}\b|"
+    # A question about the sections that names nothing else: "what are the section headings", "sections?".
+    r"^\W*(?:(?:what|which|list|name|show|give)(?: me)? )?(?:(?:are|r|is) )?(?:(?:the|its|all) )?"
+    r"(?:section )?(?:sections|headings|chapters)(?: (?:are there|does it have|in it|of it))?\W*$",
     re.I,
 )
 _LANGUAGE = re.compile(r"\b(?:in|written in|language)\s+(?P<language>[A-Z][a-z]+|[a-z]+)\b")

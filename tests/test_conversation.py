@@ -37,6 +37,8 @@ def _turns(*questions: str) -> list[Turn]:
         ("Who is Jake Sullivan?", "When did Japan ban Huawei equipment from its ministries?"),
         ("Who is Jake Sullivan?", "Did Abe say he was targeting Huawei?"),
         ("Who is Jake Sullivan?", "why did japan avoid naming china in their rules?"),
+        # "it" is the essay.
+        ("What is the main argument of the essay?", "who wrote it"),
     ],
 )
 def test_a_question_that_does_not_lean_on_the_conversation_stands_alone(previous, question):
@@ -233,6 +235,23 @@ def test_questions_about_the_document_are_answered_from_its_structure(fake_assis
     assert "13, 14, 15, 16, 17" in uncited.answer
     for answer in (count, sections, japanese, chinese, uncited):
         assert not answer.refused and answer.citations
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("List the sections of the essay.", "sections"),
+        ("what are the section headings", "sections"),
+        ("sections?", "sections"),
+        ("what sections are there", "sections"),
+        # A question about what a section says is not about the structure.
+        ("which section talks about hedging?", None),
+        ("summarize the sections of the essay", None),
+    ],
+)
+def test_a_question_about_the_sections_alone_is_a_structure_question(question, kind):
+    assert structure.classify(question, parse_corpus(TINY_ESSAY, Path("essay.md"))) == kind
 
 
 @pytest.mark.integration
