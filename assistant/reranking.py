@@ -362,6 +362,8 @@ class SentenceReranker:
     def named_headings(self, question: QuestionProfile) -> set[str]:
         """Sections whose heading a question names: all of its terms, or two of them.
 
+        Failing that, when it says "section": the one heading that shares more of its terms than
+        any other ("the japan section", "the us controls section").
         Only when the question says "section" or asks for a summary ("summarize paths forward").
         The author section only when it says "section": "the author's recommendations in a
         nutshell" is about the essay. The introduction has no heading: see :meth:`named_sections`.
@@ -370,11 +372,18 @@ class SentenceReranker:
         if not _asks_about_sections(question):
             return set()
         asked = set(question.terms)
-        return {
+        named = {
             s
             for s, ts in self.section_terms.items()
             if ts and (ts <= asked or len(ts & asked) >= 2) and (said or s != self.author_section)
         }
+        if named or not said:
+            return named
+        # "the japan section", "the us controls section": the one heading that shares the most terms.
+        shared = {s: len(ts & asked) for s, ts in self.section_terms.items()}
+        best = max(shared.values(), default=0)
+        tied = [s for s, n in shared.items() if n == best]
+        return set(tied) if best and len(tied) == 1 else set()
 
     def asks_conclusion(self, question: QuestionProfile) -> bool:
         """Whether the question asks about the essay's conclusion ("how does it wrap up", "the last paragraph")."""

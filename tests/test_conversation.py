@@ -270,6 +270,20 @@ def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
     assert {c.section for c in answer.citations} == {"Cooperating and Hedging: Japan’s Strategy"}
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("gimme summary of the japan section", "Cooperating and Hedging: Japan’s Strategy"),
+        ("ok sum up the us controls section", "U.S. Technology Controls"),
+    ],
+)
+def test_a_section_named_loosely_is_summarised(fake_assistant, question, section):
+    # The heading that shares more of the question's words than any other is the one meant.
+    answer = fake_assistant.answer(question)
+    assert answer.citations and {c.section for c in answer.citations} == {section}
+
+
 @pytest.mark.integration
 def test_a_summary_quotes_no_question_of_the_essay(assistant):
     # "What exactly did Sullivan mean?" opens an introductory paragraph but states nothing.
