@@ -362,14 +362,15 @@ class ExtractiveAnswerer:
         """``first`` and the sentences after it that go on with the same explanation.
 
         A reason often runs over several sentences ("…operate in different parts… In addition,
-        the three countries confront…"): each next sentence of the paragraph that opens with a
-        connective (:data:`assistant.patterns.CONNECTIVE`: "In addition", "Moreover", "Indeed") joins,
+        the three countries confront…"; "This gesture could include … These steps would project
+        stability…"): each next sentence of the paragraph that leans on the one before it
+        (:func:`assistant.text.leans_on_previous`: "In addition", "Moreover", "These steps") joins,
         up to ``max_answer_sentences - 1`` sentences.
         """
         chain = [first]
         while len(chain) < self.settings.max_answer_sentences - 1:
             following = self._neighbour(chain[-1], 1)
-            if following is None or not CONNECTIVE.match(self._text(following)):
+            if following is None or not leans_on_previous(self._text(following)):
                 break
             chain.append(following)
         return chain
