@@ -160,7 +160,6 @@ def test_why_gives_the_reason_for_the_previous_claim_without_repeating_it(assist
     assert "justification" in why.answer and "March 2023" not in why.answer
 
 
-
 @pytest.mark.unit
 def test_a_reason_runs_on_through_sentences_that_point_back(fake_assistant):
     # "This gesture could include … These steps would project stability …": the second sentence
@@ -170,6 +169,7 @@ def test_a_reason_runs_on_through_sentences_that_point_back(fake_assistant):
     row = next(r for r, text in enumerate(texts) if text.startswith("This gesture could include"))
     chain = [texts[s.row] for s in answerer._chain(answerer._row(row))]
     assert len(chain) == 2 and chain[1].startswith("These steps would project stability")
+
 
 @pytest.mark.integration
 def test_more_and_shorter_work_on_what_was_quoted(assistant):
