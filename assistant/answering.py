@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 from assistant import structure
 from assistant.config import Settings
 from assistant.corpus import FRONT_MATTER, INTRODUCTION, Corpus, footnotes_in
-from assistant.patterns import CONNECTIVE, CONSEQUENCE, CONTINUATION, MONTH_NAMES, MONTHS, YEAR, YEAR_DIGITS
+from assistant.patterns import (
+    CONNECTIVE,
+    CONSEQUENCE,
+    CONTINUATION,
+    MONTH_NAMES,
+    MONTHS,
+    RELATIVE_TIME,
+    YEAR,
+    YEAR_DIGITS,
+)
 from assistant.question import QuestionProfile
 from assistant.reranking import LogisticModel, SentenceReranker, defines, holds_kind
 from assistant.text import leans_on_previous, strip_footnotes
@@ -103,6 +112,13 @@ def _event_date(text: str) -> tuple[int, int] | None:
         return None
     month = MONTHS.index(match.group("month").lower()) + 1 if match.group("month") else 0
     return int(match.group("year")), month
+
+
+# A month without a year ("In July, …"): dated by the sentences before it.
+_MONTH_ONLY = re.compile(
+    rf"\b(?:in|this|last|by|since|until|early|late|mid-?) (?P<month>{MONTH_NAMES})\b(?!,? \d)", re.I
+)
+_BEFORE = re.compile(r"\b(?:prior|before|earlier)\b", re.I)
 
 
 def _unique_rows(sentences: list[ScoredSentence]) -> list[ScoredSentence]:
@@ -282,12 +298,38 @@ class ExtractiveAnswerer:
             for row in self.sentences.paragraph_rows(anchor.row):
                 found.setdefault(row, self._row(row, anchor.score))
         # A timeline of one country's steps leaves out sentences about another country only.
-        dated = [
-            s
+        dated = {
+            s.row: when
             for s in found.values()
-            if _event_date(self._text(s)) is not None and not (s.features or {}).get("other_country")
-        ]
-        return sorted(dated, key=lambda s: (_event_date(self._text(s)) or (0, 0), s.span.start)) or [best]
+            if (when := self._when(s.row)) is not None and not (s.features or {}).get("other_country")
+        }
+        ordered = sorted((s for s in found.values() if s.row in dated), key=lambda s: (dated[s.row], s.span.start))
+        return ordered or [best]
+
+    def _when(self, row: int) -> tuple[int, float] | None:
+        """(year, month) of the event sentence ``row`` tells, for ordering a timeline; None if undated.
+
+        A sentence naming a date has that date (month 0 if it names only a year). One that names a
+        month without a year ("In July, …"), or a time relative to another ("a year later", "The
+        week prior, …"), is dated by the nearest dated sentence before it in its paragraph: a month
+        earlier in the year than that date's falls in the next year (the essay tells events
+        forward); a time before it sorts just before it. None when no sentence before it is dated.
+        """
+        text = self._text(self._row(row))
+        if (date := _event_date(text)) is not None:
+            return date
+        month, relative = _MONTH_ONLY.search(text), RELATIVE_TIME.search(text)
+        if month is None and relative is None:
+            return None
+        rows = self.sentences.paragraph_rows(row)
+        anchor = next((d for r in reversed(rows[: rows.index(row)]) if (d := self._when(r)) is not None), None)
+        if anchor is None:
+            return None
+        year, anchor_month = anchor
+        if month is not None:
+            number = MONTHS.index(month.group("month").lower()) + 1
+            return (year + 1, number) if number < anchor_month else (year, number)
+        return (year, anchor_month - 0.5) if _BEFORE.search(relative.group(0)) else anchor
 
     def _across_sections(
         self, question: QuestionProfile, scored: list[ScoredSentence], best: ScoredSentence

@@ -59,8 +59,10 @@ _TYPES: list[tuple[QuestionKind, re.Pattern[str]]] = [  # first match wins; none
     (
         "timeline",
         re.compile(
-            r"\b(timelines? (of|for)|a timeline|chronolog\w*|in (chronological|date) order|"
-            r"(sequence|order) of events)\b",
+            # Not "Who wrote the Reuters timeline?" (a cited work's author).
+            r"^(?!.*\bwho (?:wrote|published|authored|made|compiled)\b).*"
+            r"\b(timelines?|chronolog\w*|in (chronological|date) order|(sequence|order) of|order (these|them)|"
+            r"in order(?! to))\b",
             re.I,
         ),
     ),

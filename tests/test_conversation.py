@@ -274,6 +274,14 @@ def test_a_timeline_lists_every_dated_step_in_date_order(assistant):
 
 
 @pytest.mark.integration
+def test_a_timeline_dates_a_month_or_a_relative_time_by_the_sentences_before_it(assistant):
+    # "In July, …" follows "In November 2023, …" (so July 2024); "The week prior, …" comes just before it.
+    text = assistant.answer("chronology of the china japan thaw pls").answer
+    positions = [text.find(s) for s in ("In November 2023", "The week prior", "In July, Chinese")]
+    assert -1 not in positions and positions == sorted(positions)
+
+
+@pytest.mark.integration
 def test_a_section_summary_has_a_sentence_from_each_paragraph(assistant):
     answer = assistant.answer("Summarize the section on Japan's cooperating and hedging strategy")
     paragraphs = {c.passage_id.split("-")[1] for c in answer.citations}
