@@ -245,6 +245,9 @@ def why_of(standalone: str) -> str:
     return f"Why? ({standalone.rstrip('?')})"
 
 
+_ACTOR_PRONOUN = re.compile(r"\b(they|their|theirs|them|he|his|him|she|her|hers)\b", re.I)
+
+
 def _content_words(text: str) -> list[str]:
     return [w for w in dict.fromkeys(words(text)) if w.lower() not in STOPWORDS and terms(w)]
 
@@ -252,7 +255,9 @@ def _content_words(text: str) -> list[str]:
 def _carry(text: str, previous: str, find: _Finder) -> str:
     """``text`` with the previous question's content words appended (a new country replaces the old)."""
     lowered = text.lower()
-    if find(text):  # the question names its own country: the previous one's countries stay behind
+    # The question names its own country: the previous one's countries stay behind, unless a pronoun
+    # stands for them ("Did they name China?" after a question about Japan).
+    if find(text) and not _ACTOR_PRONOUN.search(text):
         last, kept = 0, []
         for start, end in find(previous):
             kept.append(previous[last:start])

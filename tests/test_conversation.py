@@ -77,6 +77,19 @@ def test_follow_ups_resolve_through_any_number_of_turns():
 
 
 @pytest.mark.unit
+def test_a_pronoun_keeps_the_previous_country_when_the_question_names_another():
+    # "they" is Japan; China is what they might have named, not a new subject.
+    countries = COUNTRIES | {"China": "China"}
+    turns = _turns("What chip controls did Japan announce in 2023?")
+    resolved = resolve("did they actually name china?", turns, countries=countries)
+    assert resolved.standalone == "did they actually name china? (chip controls Japan announce 2023)"
+    # With no pronoun standing for it, a country the question names replaces the previous one.
+    assert resolve("When did the U.S. do that?", turns, countries=countries).standalone == (
+        "When did the U.S. do that? (chip controls announce 2023)"
+    )
+
+
+@pytest.mark.unit
 def test_and_x_puts_a_new_subject_into_the_previous_question():
     turns = _turns("When did the U.S. first restrict Huawei?")
     assert resolve("and Japan?", turns, countries=COUNTRIES).standalone == "When did Japan first restrict Huawei?"
