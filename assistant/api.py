@@ -15,7 +15,7 @@ from assistant.config import Settings, load_settings
 from assistant.conversation import Resolution, Turn, in_context, resolve, turns_from
 from assistant.corpus import Corpus, load_corpus
 from assistant.errors import AssistantError, IndexStoreError, InvalidQuestionError, SettingsError
-from assistant.language import english_only_message, foreign_language, proper_names
+from assistant.language import corpus_words, english_only_message, foreign_language, proper_names
 from assistant.question import final_question, normalise_question, validate
 from assistant.types import LENGTHS, Length, RetrievedPassage
 
@@ -294,7 +294,8 @@ class Assistant:
         ]
         loaded = self._load()  # not timed: the first question also loads the model and index
         started = time.perf_counter()
-        foreign = foreign_language(text, proper_names(loaded.answerer.corpus.text))
+        corpus_text = loaded.answerer.corpus.text
+        foreign = foreign_language(text, proper_names(corpus_text), corpus_words(corpus_text))
         if foreign is not None:  # the model and index are English: say so rather than "The essay does not say."
             return Answer(
                 question=as_written,

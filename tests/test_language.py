@@ -9,9 +9,10 @@ import json
 
 import pytest
 
+import assistant.language as language_check
 from assistant.config import REPO_ROOT
 from assistant.corpus import load_corpus
-from assistant.language import foreign_language, proper_names
+from assistant.language import corpus_words, foreign_language, proper_names
 from tests.helpers import invoke_cli, load_jsonl
 
 pytestmark = pytest.mark.unit
@@ -61,20 +62,39 @@ def names():
     return proper_names(load_corpus(REPO_ROOT / "corpus" / "essay.md").text)
 
 
+@pytest.fixture(scope="module")
+def vocabulary():
+    return corpus_words(load_corpus(REPO_ROOT / "corpus" / "essay.md").text)
+
+
 def _bank(name: str) -> list[str]:
     return [row["question"] for row in load_jsonl(name)]
 
 
-def test_no_english_question_of_the_bank_is_flagged(names):
+def test_no_english_question_of_the_bank_is_flagged(names, vocabulary):
     questions = _bank("tune.jsonl") + _bank("test.jsonl") + ENGLISH_SHORT
     flagged = [(q, foreign_language(q, names)) for q in questions if foreign_language(q, names)]
+    flagged += [(q, "with vocabulary") for q in questions if foreign_language(q, names, vocabulary)]
     print(f"\n{len(questions)} English questions, {len(flagged)} flagged")
     assert flagged == []
 
 
 @pytest.mark.parametrize("language", sorted(FOREIGN))
-def test_foreign_questions_are_recognised(language, names):
+def test_foreign_questions_are_recognised(language, names, vocabulary):
     assert [foreign_language(q, names) for q in FOREIGN[language]] == [language] * len(FOREIGN[language])
+    # The essay's English words let English through early, never a question in another language.
+    assert [foreign_language(q, names, vocabulary) for q in FOREIGN[language]] == [language] * len(FOREIGN[language])
+
+
+def test_a_question_in_the_essays_own_words_needs_no_detector(names, vocabulary, monkeypatch):
+    def unavailable(mode):
+        raise AssertionError(f"lingua's {mode} detector was asked")
+
+    monkeypatch.setattr(language_check, "_detector", unavailable)
+    for question in ("When did Japan ban Huawei?", "Why?", "and Japan?", "What did Sullivan say at Brookings?"):
+        assert foreign_language(question, names, vocabulary) is None
+    with pytest.raises(AssertionError, match="detector was asked"):
+        foreign_language("Quand le Japon a-t-il interdit Huawei ?", names, vocabulary)
 
 
 def test_foreign_question_gets_one_honest_line(fake_assistant):
