@@ -52,7 +52,10 @@ def _settings():
     try:
         return load_settings(**_overrides)
     except SettingsError as exc:
-        raise _fail(f"{exc}; check your ASSISTANT_* variables and flags", EXIT_BAD_INPUT) from None
+        message = str(exc)
+        for name in _overrides:  # a value given by a flag is named as the flag: "--top-k=0: …"
+            message = message.replace(f"ASSISTANT_{name.upper()}", f"--{name.replace('_', '-')}")
+        raise _fail(f"{message}; check your ASSISTANT_* variables and flags", EXIT_BAD_INPUT) from None
 
 
 @app.callback()

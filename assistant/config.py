@@ -194,11 +194,11 @@ class Settings(BaseSettings):
     top_k: int = Field(
         5,
         ge=1,
-        le=50,
         description=(
-            "Passages returned per question, 1..candidate_k (at most 50, and at most the number of passages "
-            "in the index: 65 for the essay at the default chunking)."
+            "Passages returned per question, 1..candidate_k (and at most the number of passages in the index: "
+            "65 for the essay at the default chunking)."
         ),
+        json_schema_extra={"at_most": "candidate_k"},
     )
     candidate_k: int = Field(20, ge=1, le=200, description="Candidates each retriever ranks before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).")
@@ -307,7 +307,11 @@ def _env_name(loc: tuple) -> str:
 
 
 def _allowed_range(loc: tuple) -> str:
-    """The ``ge``/``le`` bounds of the field at ``loc`` as ``"1..50"`` (empty when it has none)."""
+    """The ``ge``/``le`` bounds of the field at ``loc`` as ``"1..50"`` (empty when it has none).
+
+    A field bounded by another setting (``json_schema_extra={"at_most": name}``) names it:
+    ``"1..ASSISTANT_CANDIDATE_K (20 unless set)"``.
+    """
     model: type[BaseModel] = Settings
     field = None
     for part in loc:
@@ -318,6 +322,10 @@ def _allowed_range(loc: tuple) -> str:
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     low = next((getattr(m, "ge", None) for m in field.metadata if getattr(m, "ge", None) is not None), None)
     high = next((getattr(m, "le", None) for m in field.metadata if getattr(m, "le", None) is not None), None)
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if isinstance(bound := extra.get("at_most"), str):  # bounded by another setting: name it and its default
+        default = Settings.model_fields[bound].default
+        high = f"{_env_name((bound,))} ({default} unless set)"
     if low is None and high is None:
         return ""
     return f"{'' if low is None else low}..{'' if high is None else high}"

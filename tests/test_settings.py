@@ -11,7 +11,7 @@ from assistant import index
 from assistant.api import Assistant
 from assistant.config import load_settings
 from assistant.errors import SettingsError
-from tests.helpers import HUAWEI, TINY_QUESTION, run_cli
+from tests.helpers import HUAWEI, TINY_QUESTION, invoke_cli, run_cli
 
 
 def _one_line(message: str) -> None:
@@ -33,12 +33,24 @@ def test_top_k_above_the_ranked_candidates_is_refused(top_k, monkeypatch):
     assert load_settings(candidate_k=top_k).top_k == top_k
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", "--top-k=0: "), ("25", "--top-k (top_k) is 25 but the retriever ranks only ASSISTANT_CANDIDATE_K = 20")],
+)
+def test_a_bad_flag_is_named_as_the_flag(fake_settings, value, expected):
+    result = invoke_cli(fake_settings, "--top-k", value, "ask", HUAWEI)
+    assert result.exit_code == 2 and "ASSISTANT_TOP_K" not in result.output
+    assert expected in result.output
+    _one_line(result.output)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
         ("ASSISTANT_TOP_K", "21", "allowed 1..20"),
-        ("ASSISTANT_TOP_K", "0", "allowed 1..50"),
+        ("ASSISTANT_TOP_K", "0", "allowed 1..ASSISTANT_CANDIDATE_K (20 unless set)"),
         ("ASSISTANT_TOP_K", "many", "ASSISTANT_TOP_K='many'"),
         ("ASSISTANT_MAX_ANSWER_SENTENCES", "9", "allowed 1..8"),
         ("ASSISTANT_ANSWER__MAX_CHARS", "5", "allowed 100..900"),
