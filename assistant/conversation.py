@@ -281,12 +281,22 @@ def _substitute(previous: str, rest: str, find: _Finder) -> str:
     names = [w for w in words(rest) if w[:1].isupper() or w[:1].isdigit()]
     if find(rest):
         spans = find(previous)
-        if spans:
-            out, last = [], 0
-            for start, end in spans:
-                out += [previous[last:start], rest]
-                last = end
-            return "".join(out + [previous[last:]])
+        if not spans:  # no country to replace: the new one is added, never put in place of a month or name
+            return f"{previous.rstrip('?')} ({rest})?"
+        out, last = [], 0
+        for start, end in spans:
+            before = previous[last:start]
+            if out and re.fullmatch(r"\s*(?:,|and|or|&)\s*(?:and\s+)?", before):
+                last = end  # "Japan and the Netherlands" -> the new country once
+                continue
+            # "the capital of France" + "of Japan": the preposition is there already.
+            preposition = re.match(r"(of|in|for|from|to|on|by|with)\s+", rest, re.I)
+            if preposition and before.rstrip().lower().endswith(" " + preposition.group(1).lower()):
+                out += [before, rest[preposition.end() :]]
+            else:
+                out += [before, rest]
+            last = end
+        return "".join(out + [previous[last:]])
     if names:
         first = next((m for m in re.finditer(r"\b[A-Z][\w’'-]*(?: [A-Z][\w’'-]*)*", previous) if m.start() > 0), None)
         if first is not None:

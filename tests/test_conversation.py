@@ -102,6 +102,32 @@ def test_and_x_puts_a_new_subject_into_the_previous_question():
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
+    ("previous", "question", "standalone"),
+    [
+        # Two countries side by side give way to the new one once, not "the Netherlands and the Netherlands".
+        (
+            "What did Japan and the Netherlands agree in January 2023?",
+            "What about the Netherlands?",
+            "What did the Netherlands agree in January 2023?",
+        ),
+        # A preposition already before the country is not doubled ("the capital of of Japan").
+        ("What is the capital of France?", "And of Japan?", "What is the capital of Japan?"),
+        # With no country to replace, a country is added: it never takes the place of a month.
+        (
+            "What did the foreign ministry say in January 2023?",
+            "What about the Netherlands?",
+            "What did the foreign ministry say in January 2023 (the Netherlands)?",
+        ),
+    ],
+)
+def test_a_new_country_takes_the_place_of_the_previous_ones(previous, question, standalone):
+    countries = COUNTRIES | {"Netherlands": "Netherlands", "France": "France"}
+    turns = turns_from([previous], lambda q, ts: resolve(q, ts, countries=countries))
+    assert resolve(question, turns, countries=countries).standalone == standalone
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
     ("question", "intent"),
     [
         ("why?", "why"),
