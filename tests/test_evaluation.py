@@ -37,7 +37,7 @@ def report(assistant):
 @pytest.mark.integration
 def test_test_split_meets_the_quality_gate(report):
     overall = report["overall"]
-    # Measured (docs/eval.md): key facts 84.0, false refusals 2.8 %, unanswerable declined 79.7 %, recall@5 95.4.
+    # Measured (docs/eval.md): key facts 85.4, false refusals 2.3 %, unanswerable declined 79.7 %, recall@5 95.4.
     assert overall["key_fact_accuracy"] >= 80.0
     assert overall["false_refusal_rate"] <= 5.0
     assert overall["refusal_accuracy"] >= 75.0
@@ -109,7 +109,7 @@ def test_conversation_test_script_meets_the_gate(assistant):
 
     report = evaluate_conversations(assistant, load_conversations(DATA / "conversation_test.jsonl"))
     overall = report["overall"]
-    # Measured (docs/conversation.md): 56.5 % of 85 turns correct (43.5 before the conversation
+    # Measured (docs/conversation.md): 58.8 % of 85 turns correct (43.5 before the conversation
     # work), 0 unrelated questions hijacked by history (5 before), 0 repeated answers (13 before).
     assert overall["turns"] == 85
     assert overall["hijacked"] == 0
