@@ -245,7 +245,8 @@ def why_of(standalone: str) -> str:
     return f"Why? ({standalone.rstrip('?')})"
 
 
-_ACTOR_PRONOUN = re.compile(r"\b(they|their|theirs|them|he|his|him|she|her|hers)\b", re.I)
+# Pronouns that stand for an actor (a country, a person): "its" is left out, it is most often a policy's.
+_ACTOR_PRONOUN = re.compile(rf"\b({'|'.join(sorted((_INNER_PRONOUNS - {'its'}) | {'them', 'him'}))})\b", re.I)
 
 
 def _content_words(text: str) -> list[str]:
@@ -283,14 +284,14 @@ def _substitute(previous: str, rest: str, find: _Finder) -> str:
         spans = find(previous)
         if not spans:  # no country to replace: the new one is added, never put in place of a month or name
             return f"{previous.rstrip('?')} ({rest})?"
+        # "the capital of France" + "of Japan": the preposition is there already.
+        preposition = re.match(r"(of|in|for|from|to|on|by|with)\s+", rest, re.I)
         out, last = [], 0
         for start, end in spans:
             before = previous[last:start]
             if out and re.fullmatch(r"\s*(?:,|and|or|&)\s*(?:and\s+)?", before):
                 last = end  # "Japan and the Netherlands" -> the new country once
                 continue
-            # "the capital of France" + "of Japan": the preposition is there already.
-            preposition = re.match(r"(of|in|for|from|to|on|by|with)\s+", rest, re.I)
             if preposition and before.rstrip().lower().endswith(" " + preposition.group(1).lower()):
                 out += [before, rest[preposition.end() :]]
             else:

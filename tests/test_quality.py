@@ -100,22 +100,6 @@ def test_dates_and_governments_are_read_as_people_write_them():
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("japan's own tech-control timeline pls", "timeline"),
-        ("can u put the US huawei moves in order with dates", "timeline"),
-        ("sequence of china-japan thaw events 2023-2024?", "timeline"),
-        # A cited work called a timeline, and "in order to", ask for no timeline.
-        ("Who wrote the Reuters timeline on Huawei?", "who"),
-        ("What did Japan restrict in order to protect its security?", "fact"),
-    ],
-)
-def test_people_ask_for_a_timeline_in_many_words(text, kind):
-    assert profile(text).kind == kind
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("text", "kind"),
-    [
         ("tl;dr of this essay?", "summary"),
         ("tldr of the 'Cooperating and Hedging' section?", "summary"),
         ("sum up the section on U.S. technology controls", "summary"),
@@ -126,9 +110,15 @@ def test_people_ask_for_a_timeline_in_many_words(text, kind):
         ("what did the CIIS analyst conclude about japan's stance", "fact"),
         ("Is alignment a foregone conclusion?", "fact"),
         ("What chip generation does the partnership cited in the conclusion target?", "fact"),
+        ("japan's own tech-control timeline pls", "timeline"),
+        ("can u put the US huawei moves in order with dates", "timeline"),
+        ("sequence of china-japan thaw events 2023-2024?", "timeline"),
+        # A cited work called a timeline, and "in order to", ask for no timeline.
+        ("Who wrote the Reuters timeline on Huawei?", "who"),
+        ("What did Japan restrict in order to protect its security?", "fact"),
     ],
 )
-def test_people_ask_for_a_summary_in_many_words(text, kind):
+def test_people_ask_for_a_summary_or_a_timeline_in_many_words(text, kind):
     assert profile(text).kind == kind
 
 
