@@ -488,7 +488,11 @@ class ExtractiveAnswerer:
         return chosen
 
     def select(
-        self, question: QuestionProfile, scored: list[ScoredSentence], length: Length = "normal"
+        self,
+        question: QuestionProfile,
+        scored: list[ScoredSentence],
+        length: Length = "normal",
+        parts: Sequence[ScoredSentence] = (),
     ) -> list[ScoredSentence]:
         """Pick the answer's sentences from ``scored`` (best first); returns them in reading order.
 
@@ -499,7 +503,8 @@ class ExtractiveAnswerer:
         question's form asks for (:func:`~assistant.reranking.holds_kind`), or when it continues a
         chosen sentence ("This action…"). Summary and author questions take only what their form
         calls for; why questions add only strong candidates (term coverage would only add loosely
-        related sentences).
+        related sentences). ``parts`` (the best sentence of each part of a several-question
+        message) join right after what the form calls for.
         ``length="short"`` keeps the first sentence the form calls for; ``"long"`` doubles the
         character budgets and the sentence cap.
         """
@@ -508,6 +513,7 @@ class ExtractiveAnswerer:
             scored = [s for s in scored if self._states_something(question, s)] or scored
         best = scored[0]
         chosen = self._structural(question, scored)
+        chosen += [p for p in parts if p.row not in {c.row for c in chosen}]
         scale = 2 if length == "long" else 1
         if length == "short":
             return self._in_reading_order(chosen[:1])
@@ -676,13 +682,22 @@ class ExtractiveAnswerer:
         """A table or figure the question asks about that the essay mentions but does not contain."""
         return next((a for a in self.corpus.missing_artifacts if a.lower() in question.text.lower()), None)
 
-    def compose(self, question: QuestionProfile, scored: list[ScoredSentence], length: Length = "normal") -> Draft:
+    def compose(
+        self,
+        question: QuestionProfile,
+        scored: list[ScoredSentence],
+        length: Length = "normal",
+        parts: Sequence[ScoredSentence] = (),
+    ) -> Draft:
         """Compose the answer from scored sentences (best first), or decline.
 
         Args:
             question: The profiled question.
             scored: Candidate sentences, best first (:meth:`SentenceReranker.score_sentences`).
             length: ``short`` (the key sentence), ``normal`` or ``long`` (see :meth:`select`).
+            parts: For a message asking several questions that the essay answers each of, the
+                best sentence of each (empty otherwise): each is quoted, and the message is answered
+                even when, read whole, it would be declined.
 
         """
         if self.settings.answer.enabled("structure") and (
@@ -710,11 +725,14 @@ class ExtractiveAnswerer:
         abbreviation = self.reranker.lexicon.abbreviation
         names = [n for n in self.unknown(question)[0] if abbreviation(n) is None] if notes else []
         listed = " or ".join(f"“{n}”" for n in names[:3])
-        if not scored or (not structural and answerability < self.refusal_threshold):
+        if not scored or (not structural and not parts and answerability < self.refusal_threshold):
             # What is missing, when the question names it: "It never mentions “GDP”."
             missing = f" It never mentions {listed}." if listed else ""
             return Draft(f"{REFUSAL}{missing} {self.refusal_note}", [], answerability, [], refused=True)
-        sentences = self.select(question, scored, length)
+        if not structural and answerability < self.refusal_threshold:  # declined whole, answered part by part
+            sentences = self._in_reading_order(list(parts))
+        else:
+            sentences = self.select(question, scored, length, parts)
         draft = self._draft(sentences, answerability)
         if names:
             # Part of the question (or its premise) is not in the essay: say so, then what the essay says.

@@ -45,6 +45,8 @@ class ChainState(TypedDict, total=False):
         shown: Spans the conversation quoted on this topic so far; default none.
         last: Spans the conversation's last answer quoted; default none.
         last_answer: That answer's text; default ``""``.
+        parts: For a message asking several questions, each answerable part's best sentence,
+            which the answer quotes (compose stage).
         query_vector: The question's embedding, shape ``(dim,)``, unit length (retrieve stage).
         retrieved: The passages, best first: fused ranking after the retrieve stage, reranked
             after the compose stage.
@@ -71,6 +73,7 @@ class ChainState(TypedDict, total=False):
     shown: frozenset[Offsets]
     last: tuple[Offsets, ...]
     last_answer: str
+    parts: list[ScoredSentence]
     query_vector: np.ndarray
     retrieved: list[RetrievedPassage]
     retrieve_ms: float
@@ -106,11 +109,32 @@ def build_chain(
         elapsed_ms = (time.perf_counter() - started) * 1e3
         return state | {"query_vector": vector, "retrieved": retrieved, "retrieve_ms": elapsed_ms}
 
+    def part_evidence(question: QuestionProfile) -> list[ScoredSentence]:
+        """The best sentence for each part of a message asking several questions, when that part is answerable.
+
+        See :func:`assistant.question.question_parts`; each part is retrieved and scored on its own.
+        """
+        from assistant.question import question_parts
+
+        if not answerer.settings.answer.enabled("question_parts"):
+            return []
+        best = []
+        for text in question_parts(question.text):
+            part = answerer.reranker.read(text)
+            vector = embedder.encode([part.text])[0]
+            scored = answerer.reranker.score_sentences(part, vector, retriever.retrieve(part, vector))
+            if not scored or answerer.answerability(part, scored) < answerer.refusal_threshold:
+                return []  # a message is answered by its parts only when the essay answers each of them
+            best.append(scored[0])
+        return best
+
     def compose(state: ChainState) -> ChainState:
         started = time.perf_counter()
         reranker = answerer.reranker
         with embedder.cpu_limits():
             scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
+            if state.get("intent", "new") in ("new", "followup"):
+                state = state | {"parts": part_evidence(state["question"])}
         draft = _conversational(answerer, state, scored)
         # The passages the answer cites rank first, in the order of their best sentence.
         return state | {
@@ -160,7 +184,7 @@ def _conversational(answerer: ExtractiveAnswerer, state: ChainState, scored: lis
         return draft
     if intent == "more":
         return answerer.more(question, scored, set(state.get("shown", ())) | set(previous), length)
-    draft = answerer.compose(question, scored, length)
+    draft = answerer.compose(question, scored, length, state.get("parts", []))
     if draft.refused and draft.text == state.get("last_answer"):
         # Declined twice running: say it is declined again rather than repeat the same words.
         return replace(draft, text=draft.text.replace(REFUSAL, REFUSED_AGAIN, 1))

@@ -30,6 +30,10 @@ MECHANISMS = {
     "continuation": "a sentence that continues the chosen one ('This action…') joins it",
     "coverage": "further sentences join when they cover question terms the answer misses",
     "strong_join": "a further sentence nearly as likely evidence as the best joins whatever it covers (join_strong)",
+    "question_parts": (
+        "a message asking two questions at once ('…, and what did Abe say about it?') gets the best evidence "
+        "for each part"
+    ),
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
     "claimless": (

@@ -226,6 +226,36 @@ _INTERROGATIVE = re.compile(
 _TURN = re.compile(r"\s+[—–-]{1,2}\s+|\.{3}|…|:\s+")
 
 
+# Where a message asks a second question: "…, and what did Abe say about it?", "When was it? Who wrote it?".
+_WH = r"(?:what|when|where|who|whom|whose|which|why|how|did|does|do|is|are|was|were)\b"
+_SECOND_QUESTION = re.compile(rf"(?:,?\s+and\s+|\?\s+|;\s+)(?={_WH})", re.I)
+_POINTER = re.compile(r"\b(it|its|they|them|their|that|this|these|those|he|him|his|she|her)\b", re.I)
+
+
+def question_parts(text: str) -> list[str]:
+    """The questions a message asks at once, each made to stand alone; [] when it asks one.
+
+    "japan's 2018 huawei ban: which outlet is cited for it and what did abe say about it" ->
+    ["which outlet is cited for it (japan's 2018 huawei ban)", "what did abe say about it (japan's
+    2018 huawei ban)"]. A message is cut before a wh-word or auxiliary that follows "and", a
+    question mark or a semicolon; context before a colon or dash that opens the message joins
+    every part; else a later part that points back ("about it") carries the first part.
+    Each part needs a content term (:func:`assistant.text.terms`) of its own, or to point back,
+    so "where and when?" or "…and when?" stay one question.
+    """
+    context, body = "", text
+    if (turn := _TURN.search(text)) and _INTERROGATIVE.match(text[turn.end() :]):
+        context, body = text[: turn.start()].strip(), text[turn.end() :]
+    pieces = [p.strip(" ,;") for p in _SECOND_QUESTION.split(body) if p.strip(" ,;")]
+    if len(pieces) < 2 or any(not terms(p) and not (i and _POINTER.search(p)) for i, p in enumerate(pieces)):
+        return []
+    parts = []
+    for i, piece in enumerate(pieces):
+        carried = context or (pieces[0].rstrip("?") if i and _POINTER.search(piece) else "")
+        parts.append(f"{piece.rstrip('?')} ({carried})?" if carried else piece)
+    return parts
+
+
 def final_question(text: str) -> str | None:
     """The last question of a message that holds more than a question, or None.
 

@@ -11,7 +11,7 @@ import pytest
 
 from assistant.fitting import fit
 from assistant.lexicon import Lexicon
-from assistant.question import final_question, profile
+from assistant.question import final_question, profile, question_parts
 from assistant.reranking import FITTED_PATH, exemplar_margin, is_evidence, load_fitted
 from tests.helpers import DATA
 
@@ -187,6 +187,44 @@ def test_an_instruction_wrapped_around_a_question_does_not_hide_it(assistant):
 )
 def test_final_question_is_the_last_piece_that_asks(message, question):
     assert final_question(message) == question
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("message", "parts"),
+    [
+        (
+            "When did Japan ban Huawei, and what did Abe say about it?",
+            ["When did Japan ban Huawei", "what did Abe say about it (When did Japan ban Huawei)?"],
+        ),
+        (
+            "japan's 2018 huawei ban: which outlet is cited for it and what did abe say about it",
+            [
+                "which outlet is cited for it (japan's 2018 huawei ban)?",
+                "what did abe say about it (japan's 2018 huawei ban)?",
+            ],
+        ),
+        (
+            "What did Japan restrict in March 2023? And how did China react?",
+            ["What did Japan restrict in March 2023?", "how did China react?"],
+        ),
+        # One question: a second wh-word with nothing of its own, "and" inside a question, a relative "which".
+        ("Where and when did Sullivan speak?", []),
+        ("Nishimura said it was not aimed at China. Where is that from and when?", []),
+        ("What restrictions did Japan impose in 2018 and in 2023?", []),
+        ("Who is Jake Sullivan?", []),
+    ],
+)
+def test_a_message_asking_several_questions_is_cut_into_them(message, parts):
+    assert question_parts(message) == parts
+
+
+@pytest.mark.integration
+def test_each_question_of_a_message_gets_its_evidence(assistant):
+    result = assistant.answer("What did Japan restrict in March 2023? And how did China react?")
+    assert not result.refused
+    assert "twenty-three types" in result.answer  # the first question's evidence, not only the second's
+    assert "softened its discourse" in result.answer
 
 
 @pytest.mark.integration
