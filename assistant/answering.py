@@ -687,7 +687,7 @@ class ExtractiveAnswerer:
         question: QuestionProfile,
         scored: list[ScoredSentence],
         length: Length = "normal",
-        parts: Sequence[ScoredSentence] = (),
+        parts: Sequence[ScoredSentence | None] = (),
     ) -> Draft:
         """Compose the answer from scored sentences (best first), or decline.
 
@@ -695,9 +695,9 @@ class ExtractiveAnswerer:
             question: The profiled question.
             scored: Candidate sentences, best first (:meth:`SentenceReranker.score_sentences`).
             length: ``short`` (the key sentence), ``normal`` or ``long`` (see :meth:`select`).
-            parts: For a message asking several questions that the essay answers each of, the
-                best sentence of each (empty otherwise): each is quoted, and the message is answered
-                even when, read whole, it would be declined.
+            parts: For a message asking several questions, the best sentence of each (None for
+                a part the essay does not answer): each is quoted, and when the essay answers every
+                part the message is answered even if, read whole, it would be declined.
 
         """
         if self.settings.answer.enabled("structure") and (
@@ -725,14 +725,16 @@ class ExtractiveAnswerer:
         abbreviation = self.reranker.lexicon.abbreviation
         names = [n for n in self.unknown(question)[0] if abbreviation(n) is None] if notes else []
         listed = " or ".join(f"“{n}”" for n in names[:3])
-        if not scored or (not structural and not parts and answerability < self.refusal_threshold):
+        answered_parts = [p for p in parts if p is not None]
+        by_parts = bool(parts) and len(answered_parts) == len(parts)
+        if not scored or (not structural and not by_parts and answerability < self.refusal_threshold):
             # What is missing, when the question names it: "It never mentions “GDP”."
             missing = f" It never mentions {listed}." if listed else ""
             return Draft(f"{REFUSAL}{missing} {self.refusal_note}", [], answerability, [], refused=True)
         if not structural and answerability < self.refusal_threshold:  # declined whole, answered part by part
-            sentences = self._in_reading_order(list(parts))
+            sentences = self._in_reading_order(answered_parts)
         else:
-            sentences = self.select(question, scored, length, parts)
+            sentences = self.select(question, scored, length, answered_parts)
         draft = self._draft(sentences, answerability)
         if names:
             # Part of the question (or its premise) is not in the essay: say so, then what the essay says.

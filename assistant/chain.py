@@ -45,8 +45,8 @@ class ChainState(TypedDict, total=False):
         shown: Spans the conversation quoted on this topic so far; default none.
         last: Spans the conversation's last answer quoted; default none.
         last_answer: That answer's text; default ``""``.
-        parts: For a message asking several questions, each answerable part's best sentence,
-            which the answer quotes (compose stage).
+        parts: For a message asking several questions, each part's best sentence (None for a
+            part the essay does not answer), which the answer quotes (compose stage).
         query_vector: The question's embedding, shape ``(dim,)``, unit length (retrieve stage).
         retrieved: The passages, best first: fused ranking after the retrieve stage, reranked
             after the compose stage.
@@ -73,7 +73,7 @@ class ChainState(TypedDict, total=False):
     shown: frozenset[Offsets]
     last: tuple[Offsets, ...]
     last_answer: str
-    parts: list[ScoredSentence]
+    parts: list[ScoredSentence | None]
     query_vector: np.ndarray
     retrieved: list[RetrievedPassage]
     retrieve_ms: float
@@ -109,10 +109,11 @@ def build_chain(
         elapsed_ms = (time.perf_counter() - started) * 1e3
         return state | {"query_vector": vector, "retrieved": retrieved, "retrieve_ms": elapsed_ms}
 
-    def part_evidence(question: QuestionProfile) -> list[ScoredSentence]:
-        """The best sentence for each part of a message asking several questions, when that part is answerable.
+    def part_evidence(question: QuestionProfile) -> list[ScoredSentence | None]:
+        """The best sentence for each part of a message asking several questions; None for a part the essay does not answer.
 
-        See :func:`assistant.question.question_parts`; each part is retrieved and scored on its own.
+        See :func:`assistant.question.question_parts`; each part is retrieved, scored and judged
+        answerable on its own. Empty for a message asking one question.
         """
         from assistant.question import question_parts
 
@@ -123,9 +124,8 @@ def build_chain(
             part = answerer.reranker.read(text)
             vector = embedder.encode([part.text])[0]
             scored = answerer.reranker.score_sentences(part, vector, retriever.retrieve(part, vector))
-            if not scored or answerer.answerability(part, scored) < answerer.refusal_threshold:
-                return []  # a message is answered by its parts only when the essay answers each of them
-            best.append(scored[0])
+            answered = bool(scored) and answerer.answerability(part, scored) >= answerer.refusal_threshold
+            best.append(scored[0] if answered else None)
         return best
 
     def compose(state: ChainState) -> ChainState:

@@ -228,7 +228,7 @@ _TURN = re.compile(r"\s+[—–-]{1,2}\s+|\.{3}|…|:\s+")
 
 # Where a message asks a second question: "…, and what did Abe say about it?", "When was it? Who wrote it?".
 _WH = r"(?:what|when|where|who|whom|whose|which|why|how|did|does|do|is|are|was|were)\b"
-_SECOND_QUESTION = re.compile(rf"(?:,?\s+and\s+|\?\s+|;\s+)(?={_WH})", re.I)
+_SECOND_QUESTION = re.compile(rf"(?:,?\s+and\s+|\?\s+|;\s+)(?=(?:(?:on|in|at|from|for|by|with|to)\s+)?{_WH})", re.I)
 _POINTER = re.compile(r"\b(it|its|they|them|their|that|this|these|those|he|him|his|she|her)\b", re.I)
 
 
@@ -239,7 +239,8 @@ def question_parts(text: str) -> list[str]:
     ["which outlet is cited for it (japan's 2018 huawei ban)", "what did abe say about it (japan's
     2018 huawei ban)"]. A message is cut before a wh-word or auxiliary that follows "and", a
     question mark or a semicolon; context before a colon or dash that opens the message joins
-    every part; else a later part that points back ("about it") carries the first part.
+    every part; else a later part that points back ("about it") or has a single content term
+    ("and in which year?") carries the first part.
     Each part needs a content term (:func:`assistant.text.terms`) of its own, or to point back,
     so "where and when?" or "…and when?" stay one question.
     """
@@ -251,7 +252,7 @@ def question_parts(text: str) -> list[str]:
         return []
     parts = []
     for i, piece in enumerate(pieces):
-        carried = context or (pieces[0].rstrip("?") if i and _POINTER.search(piece) else "")
+        carried = context or (pieces[0].rstrip("?") if i and (_POINTER.search(piece) or len(terms(piece)) < 2) else "")
         parts.append(f"{piece.rstrip('?')} ({carried})?" if carried else piece)
     return parts
 

@@ -208,6 +208,13 @@ def test_final_question_is_the_last_piece_that_asks(message, question):
             "What did Japan restrict in March 2023? And how did China react?",
             ["What did Japan restrict in March 2023?", "how did China react?"],
         ),
+        (
+            "What did Abe say about the Huawei ban, and on what date was that press conference?",
+            [
+                "What did Abe say about the Huawei ban",
+                "on what date was that press conference (What did Abe say about the Huawei ban)?",
+            ],
+        ),
         # One question: a second wh-word with nothing of its own, "and" inside a question, a relative "which".
         ("Where and when did Sullivan speak?", []),
         ("Nishimura said it was not aimed at China. Where is that from and when?", []),
