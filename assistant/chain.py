@@ -110,7 +110,7 @@ def build_chain(
         return state | {"query_vector": vector, "retrieved": retrieved, "retrieve_ms": elapsed_ms}
 
     def part_evidence(question: QuestionProfile) -> list[ScoredSentence | None]:
-        """The best sentence for each part of a message asking several questions; None for a part the essay does not answer.
+        """The best sentence of each part of a message asking several questions (None: not answered).
 
         See :func:`assistant.question.question_parts`; each part is retrieved, scored and judged
         answerable on its own. Empty for a message asking one question.
