@@ -109,23 +109,32 @@ def build_chain(
         elapsed_ms = (time.perf_counter() - started) * 1e3
         return state | {"query_vector": vector, "retrieved": retrieved, "retrieve_ms": elapsed_ms}
 
-    def part_evidence(question: QuestionProfile) -> list[ScoredSentence | None]:
-        """The best sentence of each part of a message asking several questions (None: not answered).
+    def part_evidence(question: QuestionProfile, draft: Draft) -> list[ScoredSentence | None]:
+        """The best sentence of parts of a message asking several questions (None: the essay does not answer it).
 
-        See :func:`assistant.question.question_parts`; each part is retrieved, scored and judged
-        answerable on its own. Empty for a message asking one question.
+        See :func:`assistant.question.question_parts`. A part is retrieved, scored and judged
+        answerable on its own. When ``draft`` (the message answered whole) is declined, every part
+        is; otherwise only the part its quoted sentences cover least (IDF-weighted terms), since
+        each part costs a question embedding (about 9 ms). Empty for a message asking one question.
         """
         from assistant.question import question_parts
 
         if not answerer.settings.answer.enabled("question_parts"):
             return []
+        reranker = answerer.reranker
+        parts = [reranker.read(text) for text in question_parts(question.text)]
+        if parts and not draft.refused:
+            quoted = frozenset().union(*(s.terms for s in draft.sentences))
+            parts = [min(parts, key=lambda part: reranker.coverage(reranker.question_terms(part), quoted))]
+        if not parts:
+            return []
+        vectors = embedder.encode([part.text for part in parts])
         best = []
-        for text in question_parts(question.text):
-            part = answerer.reranker.read(text)
-            vector = embedder.encode([part.text])[0]
-            scored = answerer.reranker.score_sentences(part, vector, retriever.retrieve(part, vector))
-            answered = bool(scored) and answerer.answerability(part, scored) >= answerer.refusal_threshold
-            best.append(scored[0] if answered else None)
+        with embedder.cpu_limits():
+            for part, vector in zip(parts, vectors, strict=True):
+                scored = reranker.score_sentences(part, vector, retriever.retrieve(part, vector))
+                answered = bool(scored) and answerer.answerability(part, scored) >= answerer.refusal_threshold
+                best.append(scored[0] if answered else None)
         return best
 
     def compose(state: ChainState) -> ChainState:
@@ -133,9 +142,9 @@ def build_chain(
         reranker = answerer.reranker
         with embedder.cpu_limits():
             scored = reranker.score_sentences(state["question"], state["query_vector"], state["retrieved"])
-            if state.get("intent", "new") in ("new", "followup"):
-                state = state | {"parts": part_evidence(state["question"])}
         draft = _conversational(answerer, state, scored)
+        if state.get("intent", "new") in ("new", "followup") and any(parts := part_evidence(state["question"], draft)):
+            draft = _conversational(answerer, state | {"parts": parts}, scored)
         # The passages the answer cites rank first, in the order of their best sentence.
         return state | {
             "retrieved": reranker.rerank(state["retrieved"], scored, cited={s.passage.id for s in draft.sentences}),
