@@ -503,7 +503,7 @@ class ExtractiveAnswerer:
         question's form asks for (:func:`~assistant.reranking.holds_kind`), or when it continues a
         chosen sentence ("This action…"). Summary and author questions take only what their form
         calls for; why questions add only strong candidates (term coverage would only add loosely
-        related sentences). ``parts`` (the best sentence of each part of a several-question
+        related sentences). ``parts`` (the best sentences of parts of a several-question
         message) join right after what the form calls for.
         ``length="short"`` keeps the first sentence the form calls for; ``"long"`` doubles the
         character budgets and the sentence cap.
@@ -695,9 +695,10 @@ class ExtractiveAnswerer:
             question: The profiled question.
             scored: Candidate sentences, best first (:meth:`SentenceReranker.score_sentences`).
             length: ``short`` (the key sentence), ``normal`` or ``long`` (see :meth:`select`).
-            parts: For a message asking several questions, the best sentence of each (None for
-                a part the essay does not answer): each is quoted, and when the essay answers every
-                part the message is answered even if, read whole, it would be declined.
+            parts: For a message asking several questions, the best sentence of parts searched
+                on their own (None for a part the essay does not answer; see
+                :func:`assistant.question.question_parts`): each is quoted, and when the essay
+                answers every part the message is answered even if, read whole, it would be declined.
 
         """
         if self.settings.answer.enabled("structure") and (

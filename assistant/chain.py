@@ -45,8 +45,9 @@ class ChainState(TypedDict, total=False):
         shown: Spans the conversation quoted on this topic so far; default none.
         last: Spans the conversation's last answer quoted; default none.
         last_answer: That answer's text; default ``""``.
-        parts: For a message asking several questions, each part's best sentence (None for a
-            part the essay does not answer), which the answer quotes (compose stage).
+        parts: For a message asking several questions, the best sentence of the parts searched
+            on their own (None for a part the essay does not answer), which the answer quotes
+            (compose stage).
         query_vector: The question's embedding, shape ``(dim,)``, unit length (retrieve stage).
         retrieved: The passages, best first: fused ranking after the retrieve stage, reranked
             after the compose stage.

@@ -31,8 +31,8 @@ MECHANISMS = {
     "coverage": "further sentences join when they cover question terms the answer misses",
     "strong_join": "a further sentence nearly as likely evidence as the best joins whatever it covers (join_strong)",
     "question_parts": (
-        "a message asking two questions at once ('…, and what did Abe say about it?') gets the best evidence "
-        "for each part"
+        "a message asking two questions at once ('…, and what did Abe say about it?'): the part its answer covers "
+        "least is searched on its own, and its best sentence joins"
     ),
     "timeline": "a timeline question quotes every dated sentence of the evidence, earliest event first",
     "topic_sections": "'what does the essay say about X' quotes the best sentence on X from each section",
