@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.answering import ALREADY_QUOTED, REFUSAL, REFUSED_AGAIN, ExtractiveAnswerer
 from assistant.embeddings import Embedder
+from assistant.question import question_parts
 from assistant.retrieval import HybridRetriever
 from assistant.types import Draft
 
@@ -118,8 +119,6 @@ def build_chain(
         is; otherwise only the part its quoted sentences cover least (IDF-weighted terms), since
         each part costs a question embedding (about 9 ms). Empty for a message asking one question.
         """
-        from assistant.question import question_parts
-
         if not answerer.settings.answer.enabled("question_parts"):
             return []
         reranker = answerer.reranker
